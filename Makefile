@@ -1,0 +1,36 @@
+# One environment for SpikingJelly, Lava and lava-dl on Python 3.11.  Pins: requirements/constraints.txt.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := requirements/constraints.txt
+PIPC := $(PIP) install --disable-pip-version-check -c $(CONSTRAINTS)
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIPC) torch torchvision
+	$(PIPC) -e '.[spikingjelly,lava,dev]'
+	$(PIPC) --no-deps spikingjelly
+	$(PIPC) --no-deps --ignore-requires-python lava-nc lava-dl
+	$(PY) -c "import neurons.lava_compat as c; c.check_environment()"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest
+
+demo: install
+	$(PY) -m evals.run --backend spikingjelly
+
+bench: install
+	$(PY) -m evals.bench
+
+lint: install
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,127 @@
+"""Import Lava on Python 3.11 without touching site-packages.
+
+lava-nc 0.10.0 declares Python < 3.11.  On 3.11 exactly one module fails to import:
+``lava/magma/compiler/var_model.py`` gives dataclass fields an instance of the (unhashable)
+dataclass ``ByteEncoder`` as default, which Python 3.11 rejects.  A meta-path finder of ours loads
+that one module from its unmodified source with such defaults rewritten to
+``field(default_factory=...)`` in the syntax tree.  Everything that imports Lava in this project
+goes through :func:`import_lava`, which installs the finder first.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+from types import ModuleType
+
+PATCHED_MODULE = "lava.magma.compiler.var_model"
+
+INSTALL_HINT = (
+    "Lava is not installed: run `make install` (Python 3.11), or "
+    "`pip install --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0` "
+    "plus `pip install -e '.[lava]'`"
+)
+
+
+class LavaUnavailableError(ImportError):
+    """Lava (lava-nc) cannot be imported in this environment."""
+
+
+class _DataclassDefaultsFix(ast.NodeTransformer):
+    """Turns ``x: T = C()`` in a dataclass into ``x: T = field(default_factory=C)``.
+
+    Only for ``C`` a dataclass of the same module called without arguments: the default instance
+    Python 3.11 refuses as mutable.
+    """
+
+    def __init__(self, dataclass_names: set[str]) -> None:
+        self.dataclass_names = dataclass_names
+        self.rewritten: list[str] = []
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AnnAssign:
+        value = node.value
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id in self.dataclass_names
+            and not value.args
+            and not value.keywords
+        ):
+            factory = ast.Call(
+                func=ast.Attribute(
+                    value=ast.Call(
+                        func=ast.Name("__import__", ast.Load()),
+                        args=[ast.Constant("dataclasses")],
+                        keywords=[],
+                    ),
+                    attr="field",
+                    ctx=ast.Load(),
+                ),
+                args=[],
+                keywords=[ast.keyword("default_factory", ast.Name(value.func.id, ast.Load()))],
+            )
+            node.value = ast.copy_location(factory, value)
+            self.rewritten.append(ast.unparse(node.target))
+        return node
+
+
+def _is_dataclass_decorator(node: ast.expr) -> bool:
+    target = node.func if isinstance(node, ast.Call) else node
+    return (isinstance(target, ast.Name) and target.id == "dataclass") or (
+        isinstance(target, ast.Attribute) and target.attr == "dataclass"
+    )
+
+
+def fix_dataclass_defaults(source: str | bytes, filename: str) -> ast.Module:
+    """Syntax tree of ``source`` with mutable dataclass-instance defaults made factories."""
+    tree = ast.parse(source, filename)
+    names = {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and any(map(_is_dataclass_decorator, node.decorator_list))
+    }
+    tree = _DataclassDefaultsFix(names).visit(tree)
+    return ast.fix_missing_locations(tree)
+
+
+class _FixingLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the fixed tree from source every time; never reads or writes bytecode caches."""
+
+    def get_code(self, fullname: str):
+        source = self.get_data(self.path)
+        return compile(fix_dataclass_defaults(source, self.path), self.path, "exec", dont_inherit=True)
+
+
+class _VarModelFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if fullname != PATCHED_MODULE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.origin is None:
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname, spec.origin, loader=_FixingLoader(fullname, spec.origin)
+        )
+
+
+def install_import_fix() -> None:
+    """Put the finder first on ``sys.meta_path`` (idempotent; a no-op before Python 3.11)."""
+    if sys.version_info < (3, 11):
+        return
+    if not any(isinstance(finder, _VarModelFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _VarModelFinder())
+
+
+def import_lava(module: str = "lava.magma.core.run_configs") -> ModuleType:
+    """Import a Lava (or lava-dl) module with the Python 3.11 fix in place.
+
+    Raises :class:`LavaUnavailableError` with install instructions when lava-nc is missing.
+    """
+    install_import_fix()
+    if importlib.util.find_spec("lava") is None or importlib.util.find_spec("lava.magma") is None:
+        raise LavaUnavailableError(INSTALL_HINT)
+    return importlib.import_module(module)

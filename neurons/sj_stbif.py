@@ -1,0 +1,76 @@
+"""ST-BIF with LoCC semantics as a SpikingJelly neuron.
+
+Built on SpikingJelly's ``MemoryModule`` so that ``functional.reset_net`` and step modes work as
+for any SpikingJelly neuron.  Unlike SpikingJelly's own ``STBIFNode`` it takes explicit bounds
+(no ``level``), keeps its state in the input's dtype (float64 runs stay float64) and accepts
+per-channel scales.  Its state persists across frames until ``reset()``.
+"""
+
+from __future__ import annotations
+
+import torch
+from spikingjelly.activation_based import base
+
+from neurons.stbif import initial_state, stbif_step
+
+
+def _param(value, name: str) -> torch.Tensor:
+    tensor = torch.as_tensor(value, dtype=torch.float64).detach().clone()
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"ST-BIF {name} must be finite, got {value!r}")
+    return tensor
+
+
+class STBIFNeuron(base.MemoryModule):
+    """Signed ternary bounded integrate-and-fire neuron.
+
+    ``scale``: quantisation step ``s`` (> 0; a scalar, or a tensor that broadcasts against the
+    input, e.g. shape ``(C, 1, 1)`` for per-channel scales of a conv output); ``pos_max`` > 0 and ``neg_min`` <= 0: bounds of the released count.
+    Forward returns the output current ``spike * scale``; ``spike`` holds the last ternary spikes.
+    """
+
+    def __init__(self, scale, pos_max: int, neg_min: int = 0, step_mode: str = "s") -> None:
+        super().__init__()
+        if int(pos_max) != pos_max or pos_max <= 0:
+            raise ValueError(f"pos_max must be a positive integer, got {pos_max!r}")
+        if int(neg_min) != neg_min or neg_min > 0:
+            raise ValueError(f"neg_min must be an integer <= 0, got {neg_min!r}")
+        scale_t = _param(scale, "scale")
+        if (scale_t <= 0).any():
+            raise ValueError(f"ST-BIF scale must be > 0, got {scale!r}")
+        self.register_buffer("scale", scale_t)
+        self.register_buffer("pos_max", torch.tensor(float(pos_max), dtype=torch.float64))
+        self.register_buffer("neg_min", torch.tensor(float(neg_min), dtype=torch.float64))
+        self.step_mode = step_mode
+        self.register_memory("q", None)
+        self.register_memory("acc", None)
+        self.register_memory("spike", None)
+
+    def extra_repr(self) -> str:
+        return f"pos_max={int(self.pos_max)}, neg_min={int(self.neg_min)}, step_mode={self.step_mode}"
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.q is None or self.q.shape != x.shape:
+            self.q, self.acc = initial_state(x)
+        scale = self.scale.to(x)
+        self.spike, self.q, self.acc = stbif_step(
+            x, self.q, self.acc, scale, self.pos_max.to(x), self.neg_min.to(x)
+        )
+        return self.spike * scale
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.single_step_forward(x) for x in x_seq])
+
+    @property
+    def quiet(self) -> torch.Tensor:
+        """0-dim bool tensor: no spike in the last step (no host synchronisation)."""
+        if self.spike is None:
+            return torch.tensor(True)
+        return ~self.spike.bool().any()
+
+    @property
+    def accumulated(self) -> torch.Tensor:
+        """Output released since the last reset, ``scale * acc``."""
+        if self.acc is None:
+            raise RuntimeError("STBIFNeuron has no state before its first step")
+        return self.acc * self.scale.to(self.acc)

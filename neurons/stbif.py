@@ -1,0 +1,51 @@
+"""The ST-BIF neuron as a pure function: the spec every backend is tested against.
+
+State ``q`` is the residual in units of the scale ``s`` (starts at 0.5, so that releasing quanta
+rounds to nearest); ``acc`` is the integer count of released quanta (starts at 0).  Once the input
+stops changing, ``s * acc`` equals ``s * clamp(floor(total / s + 0.5), neg_min, pos_max)``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+class STBIFStep(NamedTuple):
+    spike: torch.Tensor
+    q: torch.Tensor
+    acc: torch.Tensor
+
+
+def initial_state(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fresh residual (0.5) and accumulator (0) shaped, typed and placed like ``like``."""
+    return torch.full_like(like, 0.5), torch.zeros_like(like)
+
+
+def stbif_step(
+    current: torch.Tensor,
+    q: torch.Tensor,
+    acc: torch.Tensor,
+    scale: torch.Tensor,
+    pos_max: torch.Tensor,
+    neg_min: torch.Tensor,
+) -> STBIFStep:
+    """One time step; returns the ternary spike (-1, 0, +1) and the new state, inputs untouched.
+
+    ``scale``, ``pos_max`` and ``neg_min`` broadcast against ``current`` (per tensor or per
+    channel).  The output current of the neuron is ``spike * scale``.
+    """
+    q = q + current / scale
+    pos = (q >= 1) & (acc < pos_max)
+    neg = (q < 0) & (acc > neg_min)
+    spike = pos.to(q.dtype) - neg.to(q.dtype)
+    return STBIFStep(spike, q - spike, acc + spike)
+
+
+def quantize(
+    x: torch.Tensor, scale: torch.Tensor, pos_max: torch.Tensor, neg_min: torch.Tensor
+) -> torch.Tensor:
+    """The QANN activation the neuron converges to: ``s * clamp(floor(x/s + 0.5), neg_min, pos_max)``."""
+    level = torch.floor(x / scale + 0.5)
+    return scale * torch.minimum(torch.maximum(level, neg_min), pos_max)
