@@ -1,0 +1,1 @@
+"""Task harness and CLI (`python -m evals.run`); nothing imports evals."""

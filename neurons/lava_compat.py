@@ -109,9 +109,7 @@ class _VarModelFinder(importlib.abc.MetaPathFinder):
 
 
 def install_import_fix() -> None:
-    """Put the finder first on ``sys.meta_path`` (idempotent; a no-op before Python 3.11)."""
-    if sys.version_info < (3, 11):
-        return
+    """Put the finder first on ``sys.meta_path`` (idempotent)."""
     if not any(isinstance(finder, _VarModelFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _VarModelFinder())
 

@@ -25,7 +25,8 @@ class STBIFNeuron(base.MemoryModule):
     """Signed ternary bounded integrate-and-fire neuron.
 
     ``scale``: quantisation step ``s`` (> 0; a scalar, or a tensor that broadcasts against the
-    input, e.g. shape ``(C, 1, 1)`` for per-channel scales of a conv output); ``pos_max`` > 0 and ``neg_min`` <= 0: bounds of the released count.
+    input, e.g. shape ``(C, 1, 1)`` for per-channel scales of a conv output); ``pos_max`` > 0 and
+    ``neg_min`` <= 0: bounds of the released count.
     Forward returns the output current ``spike * scale``; ``spike`` holds the last ternary spikes.
     """
 

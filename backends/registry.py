@@ -1,0 +1,39 @@
+"""Backend names -> lowering functions, imported only when asked for."""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from vistream_neuro.ir import SpikingGraph
+from vistream_neuro.simulator import Simulator
+
+BACKENDS: dict[str, str] = {
+    "torch": "backends.torch_backend",
+    "spikingjelly": "backends.spikingjelly_backend",
+    "lava": "backends.lava_backend",
+}
+
+
+class UnknownBackendError(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown backend {name!r}; valid backends: {', '.join(BACKENDS)}")
+
+
+class BackendUnavailableError(RuntimeError):
+    """The backend's framework is missing or cannot run this graph here."""
+
+
+def lower(
+    graph: SpikingGraph,
+    backend: str,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> Simulator:
+    """Build a simulator of ``graph`` on ``backend`` (``torch`` is the dense QANN reference)."""
+    if backend not in BACKENDS:
+        raise UnknownBackendError(backend)
+    module = importlib.import_module(BACKENDS[backend])
+    return module.lower(graph, device=torch.device(device), dtype=dtype)

@@ -1,0 +1,63 @@
+"""``spikingjelly`` backend: the spiking graph as ST-BIF neurons on SpikingJelly (CPU or CUDA)."""
+
+from __future__ import annotations
+
+import torch
+from spikingjelly.activation_based import functional
+from torch import nn
+
+from backends.torch_graph import TorchGraph, scale_for
+from neurons.sj_stbif import STBIFNeuron
+from vistream_neuro import ir
+
+
+class SpikingJellySimulator:
+    def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype) -> None:
+        self.net = TorchGraph(graph, device, dtype)
+        self.neurons = nn.ModuleDict({
+            n.name: STBIFNeuron(scale_for(n, graph.shapes[n.name], "cpu", torch.float64),
+                                n.pos_max, n.neg_min, step_mode="s")
+            for n in graph.neurons
+        }).to(device)
+        self.reset()
+
+    def reset(self) -> None:
+        functional.reset_net(self.neurons)
+        self._bias_pending = True
+        self._out: torch.Tensor | None = None
+        self._zero: torch.Tensor | None = None
+
+    def _fire(self, node: ir.Neuron, current: torch.Tensor) -> torch.Tensor:
+        return self.neurons[node.name](current)
+
+    @torch.no_grad()
+    def step(self, current: torch.Tensor | None) -> None:
+        if current is None:
+            if self._zero is None:
+                raise RuntimeError("the first step after reset needs an input to fix the shape")
+            current = self._zero
+        else:
+            current = current.to(self.net.device, self.net.dtype)
+            self._zero = torch.zeros_like(current)
+        values = self.net.run(current, self._fire, with_bias=self._bias_pending)
+        self._bias_pending = False
+        out = values[self.net.graph.output]
+        self._out = out.clone() if self._out is None else self._out + out
+
+    def is_quiet(self) -> bool:
+        return bool(torch.stack([n.quiet for n in self.neurons.values()]).all())
+
+    def output(self) -> torch.Tensor:
+        if self._out is None:
+            raise RuntimeError("no output before the first step")
+        return self._out
+
+    def levels(self) -> dict[str, torch.Tensor]:
+        return {name: n.acc for name, n in self.neurons.items()}
+
+    def spikes_last_step(self) -> int:
+        return int(sum(n.spike.abs().sum() for n in self.neurons.values()))
+
+
+def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype):
+    return SpikingJellySimulator(graph, device, dtype)

@@ -1,0 +1,65 @@
+"""``torch`` backend: the dense QANN evaluated from the spiking graph (the reference).
+
+As a simulator it settles in one step: it integrates its input current and evaluates the QANN
+on the total, so ``reset`` and ``locc`` streaming both give ``QANN(x_t)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from backends.torch_graph import TorchGraph, scale_for
+from neurons.stbif import quantize
+from vistream_neuro import ir
+
+
+class DenseQANN:
+    def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype) -> None:
+        self.net = TorchGraph(graph, device, dtype)
+        self._scales = {
+            n.name: scale_for(n, graph.shapes[n.name], device, dtype) for n in graph.neurons
+        }
+        self._bounds = {
+            n.name: (torch.tensor(float(n.pos_max), dtype=dtype, device=device),
+                     torch.tensor(float(n.neg_min), dtype=dtype, device=device))
+            for n in graph.neurons
+        }
+        self.reset()
+
+    def reset(self) -> None:
+        self._x: torch.Tensor | None = None
+        self._values: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All node values of the QANN for input ``x``."""
+        return self.net.run(x.to(self.net.device, self.net.dtype), self._quantize, with_bias=True)
+
+    def _quantize(self, node: ir.Neuron, x: torch.Tensor) -> torch.Tensor:
+        return quantize(x, self._scales[node.name], *self._bounds[node.name])
+
+    def step(self, current: torch.Tensor | None) -> None:
+        if current is not None:
+            current = current.to(self.net.device, self.net.dtype)
+            self._x = current if self._x is None else self._x + current
+            self._values = self.forward(self._x)
+        elif self._x is None:
+            raise RuntimeError("the dense QANN needs an input at its first step after reset")
+
+    def is_quiet(self) -> bool:
+        return True
+
+    def output(self) -> torch.Tensor:
+        return self._values[self.net.graph.output]
+
+    def levels(self) -> dict[str, torch.Tensor]:
+        return {
+            name: torch.round(self._values[name] / scale) for name, scale in self._scales.items()
+        }
+
+    def spikes_last_step(self) -> int:
+        return 0
+
+
+def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype) -> DenseQANN:
+    return DenseQANN(graph, device, dtype)

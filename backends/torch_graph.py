@@ -1,0 +1,72 @@
+"""Evaluates a spiking graph with torch ops; the neuron and bias policy come from the backend.
+
+Both the dense QANN reference and the SpikingJelly SNN walk the same linear operators, so they
+live here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vistream_neuro import ir
+
+
+def as_tensor(array: np.ndarray | None, device, dtype) -> torch.Tensor | None:
+    return None if array is None else torch.as_tensor(array, dtype=dtype, device=device)
+
+
+def scale_for(neuron: ir.Neuron, shape: ir.Shape, device, dtype) -> torch.Tensor:
+    """The neuron's scale shaped to broadcast over a ``(N, *shape)`` batch."""
+    scale = as_tensor(neuron.scale, device, dtype)
+    if scale.ndim == 1:
+        scale = scale.reshape(-1, *([1] * (len(shape) - 1)))
+    return scale
+
+
+class TorchGraph:
+    """Linear operators of the graph as torch tensors on one device and dtype."""
+
+    def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype) -> None:
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("--device cuda asked for, but torch sees no CUDA device here")
+        self.graph, self.device, self.dtype = graph, device, dtype
+        self.weights = {
+            n.name: (as_tensor(n.weight, device, dtype), as_tensor(n.bias, device, dtype))
+            for n in graph.nodes
+            if isinstance(n, ir.SYNAPTIC)
+        }
+
+    def run(
+        self,
+        x: torch.Tensor,
+        neuron_fn: Callable[[ir.Neuron, torch.Tensor], torch.Tensor],
+        with_bias: bool,
+    ) -> dict[str, torch.Tensor]:
+        """Values of all nodes for input ``x``; ``neuron_fn`` maps a neuron's input current."""
+        values: dict[str, torch.Tensor] = {ir.INPUT: x}
+        for node in self.graph.nodes:
+            args = [values[i] for i in node.inputs]
+            values[node.name] = self._op(node, args, neuron_fn, with_bias)
+        return values
+
+    def _op(self, node, args, neuron_fn, with_bias) -> torch.Tensor:
+        if isinstance(node, ir.Conv):
+            weight, bias = self.weights[node.name]
+            return F.conv2d(args[0], weight, bias if with_bias else None,
+                            node.stride, node.padding, 1, node.groups)
+        if isinstance(node, ir.Linear):
+            weight, bias = self.weights[node.name]
+            return F.linear(args[0], weight, bias if with_bias else None)
+        if isinstance(node, ir.Neuron):
+            return neuron_fn(node, args[0])
+        if isinstance(node, ir.Add):
+            return torch.stack(args).sum(0)
+        if isinstance(node, ir.AvgPool):
+            return F.avg_pool2d(args[0], node.kernel, node.stride, node.padding)
+        if isinstance(node, ir.Flatten):
+            return torch.flatten(args[0], 1)
+        raise TypeError(f"{node.name}: node type {type(node).__name__} has no torch lowering")

@@ -1,0 +1,60 @@
+"""`python -m evals.run`: the demo table, report files and one-line errors with exit code 2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from evals.run import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "evals.run", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+
+
+def test_demo_prints_table_with_float_rounding_errors(tmp_path):
+    result = _cli("--backend", "spikingjelly", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line[:5].strip().isdigit()]
+    assert [int(r[0]) for r in rows] == list(range(10))
+    assert all(int(r[1]) >= 1 for r in rows)
+    assert max(float(r[3]) for r in rows) < 1e-12
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {"backend", "task", "model", "mode", "precision", "input_size", "act_bits", "frames",
+            "summary"} <= set(report)
+    assert len(report["frames"]) == 10 and report["summary"]["max_abs_err"] < 1e-12
+    assert (tmp_path / "frames.csv").read_text().count("\n") == 11
+
+
+def test_help_lists_the_options():
+    result = _cli("--help")
+    assert result.returncode == 0
+    for option in ("--backend", "--mode", "--frames", "--t-max", "--precision", "--device", "--out"):
+        assert option in result.stdout
+
+
+def test_unknown_backend_is_one_line_naming_valid_backends():
+    result = _cli("--backend", "nope")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and all(b in lines[0] for b in ("torch", "spikingjelly", "lava"))
+
+
+def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path):
+    for args in (["--backend", "torch", "--frames", "0"],
+                 ["--backend", "torch", "--input-size", "64by64"],
+                 ["--backend", "torch", "--mode", "sometimes"],
+                 ["--backend", "torch", "--task", "mot"]):
+        assert main([*args, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("evals.run: error:"), err
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_lava_backend_is_a_clear_one_line_error(capsys, tmp_path):
+    assert main(["--backend", "lava", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lava" in err[0]

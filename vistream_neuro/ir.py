@@ -1,0 +1,190 @@
+"""The spiking graph (IR): plain dataclasses holding numpy arrays, with shape checks.
+
+Nodes are listed in topological order; each names its inputs.  Shapes are per sample:
+``(C, H, W)`` for maps, ``(F,)`` after flatten.  Weights and neuron scales are float64 arrays;
+a neuron's ``scale`` is a scalar or one value per channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+
+class GraphError(ValueError):
+    """A spiking graph is malformed: unknown input, shape mismatch, bad parameter."""
+
+
+def _pair(value) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    a, b = value
+    return (int(a), int(b))
+
+
+@dataclass(frozen=True)
+class Conv:
+    name: str
+    input: str
+    weight: np.ndarray  # (out, in / groups, kh, kw)
+    bias: np.ndarray | None = None  # (out,)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    groups: int = 1
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    def out_shape(self, shapes: list[Shape]) -> Shape:
+        (shape,) = shapes
+        if len(shape) != 3:
+            raise GraphError(f"{self.name}: conv needs a (C, H, W) input, got {shape}")
+        c, h, w = shape
+        out_c, in_per_group, kh, kw = self.weight.shape
+        if c != in_per_group * self.groups or out_c % self.groups:
+            raise GraphError(
+                f"{self.name}: weight {self.weight.shape} with groups={self.groups} "
+                f"does not fit {c} input channels"
+            )
+        if self.bias is not None and self.bias.shape != (out_c,):
+            raise GraphError(f"{self.name}: bias shape {self.bias.shape}, expected ({out_c},)")
+        (sh, sw), (ph, pw) = _pair(self.stride), _pair(self.padding)
+        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        if oh < 1 or ow < 1:
+            raise GraphError(f"{self.name}: input {shape} too small for kernel {kh}x{kw}")
+        return (out_c, oh, ow)
+
+
+@dataclass(frozen=True)
+class Linear:
+    name: str
+    input: str
+    weight: np.ndarray  # (out, in)
+    bias: np.ndarray | None = None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    def out_shape(self, shapes: list[Shape]) -> Shape:
+        (shape,) = shapes
+        if shape != (self.weight.shape[1],):
+            raise GraphError(f"{self.name}: linear weight {self.weight.shape} does not fit {shape}")
+        return (self.weight.shape[0],)
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """ST-BIF neurons; converge to ``scale * clamp(round(x / scale), neg_min, pos_max)``."""
+
+    name: str
+    input: str
+    scale: np.ndarray  # () or (C,)
+    pos_max: int
+    neg_min: int = 0
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    def out_shape(self, shapes: list[Shape]) -> Shape:
+        (shape,) = shapes
+        if self.scale.ndim > 1 or (self.scale.ndim == 1 and self.scale.shape[0] != shape[0]):
+            raise GraphError(f"{self.name}: scale {self.scale.shape} does not fit {shape}")
+        if not (np.all(np.isfinite(self.scale)) and np.all(self.scale > 0)):
+            raise GraphError(f"{self.name}: scales must be finite and > 0")
+        if not (self.neg_min <= 0 < self.pos_max):
+            raise GraphError(f"{self.name}: bounds need neg_min <= 0 < pos_max")
+        return shape
+
+
+@dataclass(frozen=True)
+class Add:
+    name: str
+    inputs: tuple[str, ...]
+
+    def out_shape(self, shapes: list[Shape]) -> Shape:
+        if len(shapes) < 2 or any(s != shapes[0] for s in shapes):
+            raise GraphError(f"{self.name}: add needs two or more equal shapes, got {shapes}")
+        return shapes[0]
+
+
+@dataclass(frozen=True)
+class AvgPool:
+    name: str
+    input: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int] = (0, 0)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    def out_shape(self, shapes: list[Shape]) -> Shape:
+        (shape,) = shapes
+        if len(shape) != 3:
+            raise GraphError(f"{self.name}: pooling needs a (C, H, W) input, got {shape}")
+        c, h, w = shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        if oh < 1 or ow < 1:
+            raise GraphError(f"{self.name}: input {shape} too small for pool {kh}x{kw}")
+        return (c, oh, ow)
+
+
+@dataclass(frozen=True)
+class Flatten:
+    name: str
+    input: str
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    def out_shape(self, shapes: list[Shape]) -> Shape:
+        (shape,) = shapes
+        return (int(np.prod(shape)),)
+
+
+Node = Conv | Linear | Neuron | Add | AvgPool | Flatten
+SYNAPTIC = (Conv, Linear)
+INPUT = "input"
+
+
+@dataclass
+class SpikingGraph:
+    """A converted network: input shape, nodes in topological order, name of the output node."""
+
+    input_shape: Shape
+    nodes: list[Node]
+    output: str
+    shapes: dict[str, Shape] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.input_shape = tuple(int(d) for d in self.input_shape)
+        shapes: dict[str, Shape] = {INPUT: self.input_shape}
+        for node in self.nodes:
+            if node.name in shapes:
+                raise GraphError(f"duplicate node name {node.name!r}")
+            missing = [i for i in node.inputs if i not in shapes]
+            if missing:
+                raise GraphError(f"{node.name}: inputs {missing} are not defined before it")
+            shapes[node.name] = node.out_shape([shapes[i] for i in node.inputs])
+        if self.output not in shapes:
+            raise GraphError(f"output {self.output!r} is not a node of the graph")
+        self.shapes = shapes
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    @property
+    def neurons(self) -> list[Neuron]:
+        return [n for n in self.nodes if isinstance(n, Neuron)]

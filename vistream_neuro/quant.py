@@ -1,0 +1,112 @@
+"""QANN activations: quantizers with explicit bounds, and their calibration on sample frames.
+
+Bits to bounds: an unsigned ``b``-bit quantizer (after ReLU/ReLU6) has ``pos_max = 2**b - 1`` and
+``neg_min = 0``; a signed one ``pos_max = 2**(b-1) - 1`` and ``neg_min = -2**(b-1)``.  ViStream's
+``level=16`` setting means ``pos_max = 7`` for ReLU layers, i.e. ``--act-bits 3`` here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from neurons.stbif import quantize
+
+
+def bounds(bits: int, signed: bool) -> tuple[int, int]:
+    """(pos_max, neg_min) of a ``bits``-bit quantizer."""
+    if bits < 1 or (signed and bits < 2):
+        raise ValueError(f"activation bits must be >= {2 if signed else 1}, got {bits}")
+    return (2 ** (bits - 1) - 1, -(2 ** (bits - 1))) if signed else (2**bits - 1, 0)
+
+
+class Quantizer(nn.Module):
+    """``Q(x) = s * clamp(floor(x / s + 0.5), neg_min, pos_max)`` with its float counterpart.
+
+    ``float_fn`` is the activation the quantizer replaces (ReLU, ReLU6 or identity); it is used
+    while observing activations for calibration, so that later layers see float inputs.
+    """
+
+    def __init__(self, pos_max: int, neg_min: int = 0, float_fn: nn.Module | None = None) -> None:
+        super().__init__()
+        if not (neg_min <= 0 < pos_max):
+            raise ValueError(f"quantizer bounds need neg_min <= 0 < pos_max, got {neg_min}, {pos_max}")
+        self.pos_max, self.neg_min = int(pos_max), int(neg_min)
+        self.float_fn = float_fn if float_fn is not None else nn.Identity()
+        self.register_buffer("scale", torch.tensor(1.0, dtype=torch.float64))
+        self.observed: list[torch.Tensor] | None = None
+
+    def extra_repr(self) -> str:
+        return f"pos_max={self.pos_max}, neg_min={self.neg_min}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.observed is not None:
+            self.observed.append(x.detach().flatten().double().cpu())
+            return self.float_fn(x)
+        scale = self.scale.to(x)
+        return quantize(x, scale, torch.tensor(self.pos_max).to(x), torch.tensor(self.neg_min).to(x))
+
+
+def quantize_activations(model: nn.Module, bits: int) -> nn.Module:
+    """Replace every ReLU / ReLU6 of ``model`` (in place) by an unsigned ``bits``-bit quantizer."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.ReLU | nn.ReLU6):
+            pos_max, neg_min = bounds(bits, signed=False)
+            setattr(model, name, Quantizer(pos_max, neg_min, float_fn=child))
+        else:
+            quantize_activations(child, bits)
+    return model
+
+
+def _percentile_scale(x: np.ndarray, q: Quantizer, percentile: float) -> float:
+    hi = np.percentile(x, percentile) / q.pos_max if q.pos_max else 0.0
+    lo = np.percentile(-x, percentile) / -q.neg_min if q.neg_min else 0.0
+    return max(hi, lo)
+
+
+def _mse_scale(x: np.ndarray, q: Quantizer, float_fn: nn.Module, candidates: int = 100) -> float:
+    target = float_fn(torch.from_numpy(x)).numpy()
+    top = _percentile_scale(x, q, 100.0)
+    best, best_err = top, np.inf
+    for s in np.linspace(top / candidates, top, candidates):
+        err = np.mean((s * np.clip(np.floor(x / s + 0.5), q.neg_min, q.pos_max) - target) ** 2)
+        if err < best_err:
+            best, best_err = s, err
+    return float(best)
+
+
+@torch.no_grad()
+def calibrate(
+    model: nn.Module,
+    frames: torch.Tensor,
+    method: str = "percentile",
+    percentile: float = 99.9,
+    max_samples: int = 200_000,
+    seed: int = 0,
+) -> nn.Module:
+    """Set every quantizer's scale from the float activations it sees on ``frames``.
+
+    ``percentile``: the ``percentile``-th value of the input maps to the bound; ``mse``: the
+    scale minimising the squared quantisation error of that input (grid search).
+    """
+    if method not in ("percentile", "mse"):
+        raise ValueError(f"unknown calibration method {method!r}: use 'percentile' or 'mse'")
+    quantizers = [m for m in model.modules() if isinstance(m, Quantizer)]
+    if not quantizers:
+        raise ValueError("model has no quantizers to calibrate")
+    for q in quantizers:
+        q.observed = []
+    try:
+        model(frames.to(next(model.parameters()).dtype))
+    finally:
+        observed = [(q, torch.cat(q.observed).numpy()) for q in quantizers]
+        for q in quantizers:
+            q.observed = None
+    rng = np.random.default_rng(seed)
+    for q, x in observed:
+        if x.size > max_samples:
+            x = rng.choice(x, max_samples, replace=False)
+        s = _percentile_scale(x, q, percentile) if method == "percentile" else _mse_scale(x, q, q.float_fn)
+        q.scale.fill_(s if s > 0 else 1.0)
+    return model

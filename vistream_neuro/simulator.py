@@ -1,0 +1,33 @@
+"""The small protocol every backend's simulator implements; the streaming driver uses only this."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+
+class Simulator(Protocol):
+    """Time-stepped network state for a batch of inputs.
+
+    ``step(None)`` means zero input current.  Biases enter as charge once after ``reset()``
+    (at the next step), not once per step.
+    """
+
+    def reset(self) -> None:
+        """Clear all state (residuals, accumulators, pending input, outputs)."""
+
+    def step(self, current: torch.Tensor | None) -> None:
+        """Advance one time step with ``current`` injected at the input layer."""
+
+    def is_quiet(self) -> bool:
+        """True when nothing will change without new input (no spike, nothing in flight)."""
+
+    def output(self) -> torch.Tensor:
+        """Output accumulated since the last reset."""
+
+    def levels(self) -> dict[str, torch.Tensor]:
+        """Per neuron layer, the integer count of released quanta since the last reset."""
+
+    def spikes_last_step(self) -> int:
+        """Number of (+1 or -1) spikes emitted in the last step, all layers."""

@@ -1,0 +1,54 @@
+"""The streaming driver: ``reset`` (per-frame reset, SpikeZIP) and ``locc`` (ViStream) modes.
+
+Written once against :class:`vistream_neuro.simulator.Simulator`.  In ``locc`` mode the network
+is never reset and the input layer receives ``x_t - x_{t-1}``; the accumulated output then equals
+the QANN output of ``x_t`` once the network is quiet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from vistream_neuro.simulator import Simulator
+
+MODES = ("locc", "reset")
+
+
+@dataclass
+class FrameResult:
+    index: int
+    output: torch.Tensor
+    timesteps: int
+    converged: bool  # quiet before t_max
+    spikes: int
+    levels: dict[str, torch.Tensor]
+
+
+def run_stream(
+    sim: Simulator, frames: Iterable[torch.Tensor], mode: str = "locc", t_max: int = 256
+) -> Iterator[FrameResult]:
+    """Feed ``frames`` (each ``(N, C, H, W)``) and yield one result per frame once it settles."""
+    if mode not in MODES:
+        raise ValueError(f"unknown streaming mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if t_max < 1:
+        raise ValueError(f"t_max must be >= 1, got {t_max}")
+    previous = None
+    sim.reset()
+    for index, frame in enumerate(frames):
+        if mode == "reset":
+            sim.reset()
+            current = frame
+        else:
+            current = frame if previous is None else frame - previous
+            previous = frame
+        spikes, steps, quiet = 0, 0, False
+        while steps < t_max and not quiet:
+            sim.step(current if steps == 0 else None)
+            steps += 1
+            spikes += sim.spikes_last_step()
+            quiet = sim.is_quiet()
+        yield FrameResult(index, sim.output().clone(), steps, quiet, spikes,
+                          {k: v.clone() for k, v in sim.levels().items()})
