@@ -6,7 +6,7 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from backends.torch_graph import TorchGraph, scale_for
+from backends.torch_graph import TorchGraph, max_pool, scale_for
 from neurons.sj_stbif import STBIFNeuron
 from vistream_neuro import ir
 
@@ -23,12 +23,26 @@ class SpikingJellySimulator:
 
     def reset(self) -> None:
         functional.reset_net(self.neurons)
+        self._pool_in: dict[str, torch.Tensor] = {}
+        self._pool_out: dict[str, torch.Tensor] = {}
+        self._counts = {name: torch.zeros((), dtype=torch.int64, device=self.net.device)
+                        for name in self.neurons}
         self._bias_pending = True
         self._out: torch.Tensor | None = None
         self._zero: torch.Tensor | None = None
 
     def _fire(self, node: ir.Neuron, current: torch.Tensor) -> torch.Tensor:
-        return self.neurons[node.name](current)
+        out = self.neurons[node.name](current)
+        self._counts[node.name] += self.neurons[node.name].spike.count_nonzero()
+        return out
+
+    def _max_pool(self, node: ir.MaxPool, current: torch.Tensor) -> torch.Tensor:
+        """Pool the accumulated input; emit the change of the pooled value."""
+        total = self._pool_in.get(node.name, 0) + current
+        pooled = max_pool(node, total)
+        change = pooled - self._pool_out[node.name] if node.name in self._pool_out else pooled
+        self._pool_in[node.name], self._pool_out[node.name] = total, pooled
+        return change
 
     @torch.no_grad()
     def step(self, current: torch.Tensor | None) -> None:
@@ -39,7 +53,8 @@ class SpikingJellySimulator:
         else:
             current = current.to(self.net.device, self.net.dtype)
             self._zero = torch.zeros_like(current)
-        values = self.net.run(current, self._fire, with_bias=self._bias_pending)
+        handlers = {ir.Neuron: self._fire, ir.MaxPool: self._max_pool}
+        values = self.net.run(current, handlers, with_bias=self._bias_pending)
         self._bias_pending = False
         out = values[self.net.graph.output]
         self._out = out.clone() if self._out is None else self._out + out
@@ -55,8 +70,11 @@ class SpikingJellySimulator:
     def levels(self) -> dict[str, torch.Tensor]:
         return {name: n.acc for name, n in self.neurons.items()}
 
-    def spikes_last_step(self) -> int:
-        return int(sum(n.spike.abs().sum() for n in self.neurons.values()))
+    def take_spike_counts(self) -> dict[str, int]:
+        counts = {name: int(c) for name, c in self._counts.items()}
+        for c in self._counts.values():
+            c.zero_()
+        return counts
 
 
 def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from backends.torch_graph import TorchGraph, scale_for
+from backends.torch_graph import TorchGraph, max_pool, scale_for
 from neurons.stbif import quantize
 from vistream_neuro import ir
 
@@ -33,7 +33,8 @@ class DenseQANN:
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """All node values of the QANN for input ``x``."""
-        return self.net.run(x.to(self.net.device, self.net.dtype), self._quantize, with_bias=True)
+        handlers = {ir.Neuron: self._quantize, ir.MaxPool: max_pool}
+        return self.net.run(x.to(self.net.device, self.net.dtype), handlers, with_bias=True)
 
     def _quantize(self, node: ir.Neuron, x: torch.Tensor) -> torch.Tensor:
         return quantize(x, self._scales[node.name], *self._bounds[node.name])
@@ -57,8 +58,8 @@ class DenseQANN:
             name: torch.round(self._values[name] / scale) for name, scale in self._scales.items()
         }
 
-    def spikes_last_step(self) -> int:
-        return 0
+    def take_spike_counts(self) -> dict[str, int]:
+        return {name: 0 for name in self._scales}
 
 
 def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype) -> DenseQANN:

@@ -1,7 +1,8 @@
-"""Evaluates a spiking graph with torch ops; the neuron and bias policy come from the backend.
+"""Evaluates a spiking graph with torch ops; stateful nodes and the bias policy come from the backend.
 
-Both the dense QANN reference and the SpikingJelly SNN walk the same linear operators, so they
-live here once.
+Both the dense QANN reference and the SpikingJelly SNN walk the same stateless operators, so
+they live here once.  Nodes whose meaning differs between a QANN and an SNN (neurons, max
+pooling) are evaluated by handlers the backend passes in.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def scale_for(neuron: ir.Neuron, shape: ir.Shape, device, dtype) -> torch.Tensor
     return scale
 
 
+Handlers = dict[type, Callable[[ir.Node, torch.Tensor], torch.Tensor]]
+
+
+def max_pool(node: ir.MaxPool, x: torch.Tensor) -> torch.Tensor:
+    return F.max_pool2d(x, node.kernel, node.stride, node.padding)
+
+
 class TorchGraph:
     """Linear operators of the graph as torch tensors on one device and dtype."""
 
@@ -40,20 +48,16 @@ class TorchGraph:
             if isinstance(n, ir.SYNAPTIC)
         }
 
-    def run(
-        self,
-        x: torch.Tensor,
-        neuron_fn: Callable[[ir.Neuron, torch.Tensor], torch.Tensor],
-        with_bias: bool,
-    ) -> dict[str, torch.Tensor]:
-        """Values of all nodes for input ``x``; ``neuron_fn`` maps a neuron's input current."""
+    def run(self, x: torch.Tensor, handlers: Handlers, with_bias: bool) -> dict[str, torch.Tensor]:
+        """Values of all nodes for input ``x``; ``handlers[type(node)]`` evaluates stateful nodes."""
         values: dict[str, torch.Tensor] = {ir.INPUT: x}
         for node in self.graph.nodes:
             args = [values[i] for i in node.inputs]
-            values[node.name] = self._op(node, args, neuron_fn, with_bias)
+            handler = handlers.get(type(node))
+            values[node.name] = handler(node, args[0]) if handler else self._op(node, args, with_bias)
         return values
 
-    def _op(self, node, args, neuron_fn, with_bias) -> torch.Tensor:
+    def _op(self, node, args, with_bias) -> torch.Tensor:
         if isinstance(node, ir.Conv):
             weight, bias = self.weights[node.name]
             return F.conv2d(args[0], weight, bias if with_bias else None,
@@ -61,8 +65,6 @@ class TorchGraph:
         if isinstance(node, ir.Linear):
             weight, bias = self.weights[node.name]
             return F.linear(args[0], weight, bias if with_bias else None)
-        if isinstance(node, ir.Neuron):
-            return neuron_fn(node, args[0])
         if isinstance(node, ir.Add):
             return torch.stack(args).sum(0)
         if isinstance(node, ir.AvgPool):

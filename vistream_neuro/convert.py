@@ -54,8 +54,7 @@ class _Builder:
         index = next(i for i, n in enumerate(self.nodes) if n.name == name)
         self.nodes[index] = node
 
-    def module_node(self, path: str, mod: nn.Module, src: str, src_shared: bool) -> str:
-        name = path.replace(".", "_")
+    def module_node(self, name: str, path: str, mod: nn.Module, src: str, src_shared: bool) -> str:
         if isinstance(mod, nn.Conv2d):
             if mod.dilation != (1, 1) or mod.padding_mode != "zeros" or isinstance(mod.padding, str):
                 raise ConversionError(
@@ -76,9 +75,14 @@ class _Builder:
         if isinstance(mod, nn.AvgPool2d):
             if mod.ceil_mode or not mod.count_include_pad and mod.padding:
                 raise ConversionError(f"{path} (AvgPool2d): ceil_mode / excluded padding unsupported")
-            k = ir._pair(mod.kernel_size)
-            return self.add(ir.AvgPool(name, src, k, ir._pair(mod.stride or k), ir._pair(mod.padding)))
-        if isinstance(mod, nn.AdaptiveAvgPool2d) and ir._pair(mod.output_size) == (1, 1):
+            k = ir.pair(mod.kernel_size)
+            return self.add(ir.AvgPool(name, src, k, ir.pair(mod.stride or k), ir.pair(mod.padding)))
+        if isinstance(mod, nn.MaxPool2d):
+            if mod.ceil_mode or ir.pair(mod.dilation) != (1, 1):
+                raise ConversionError(f"{path} (MaxPool2d): ceil_mode / dilation unsupported")
+            k = ir.pair(mod.kernel_size)
+            return self.add(ir.MaxPool(name, src, k, ir.pair(mod.stride or k), ir.pair(mod.padding)))
+        if isinstance(mod, nn.AdaptiveAvgPool2d) and ir.pair(mod.output_size) == (1, 1):
             _, h, w = self.shapes[src]
             return self.add(ir.AvgPool(name, src, (h, w), (h, w)))
         if isinstance(mod, nn.Flatten):
@@ -113,7 +117,7 @@ def to_spiking_graph(qann: nn.Module, input_shape: tuple[int, int, int]) -> ir.S
             value[node.name] = ir.INPUT
         elif node.op == "call_module":
             shared = len(node.all_input_nodes[0].users) > 1
-            value[node.name] = b.module_node(node.target, modules[node.target], srcs[0], shared)
+            value[node.name] = b.module_node(node.name, node.target, modules[node.target], srcs[0], shared)
         elif node.op == "call_function" and node.target in (operator.add, torch.add):
             if len(srcs) != 2:
                 raise ConversionError(f"{node.name}: add of a tensor and a constant is unsupported")

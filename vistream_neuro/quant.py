@@ -7,9 +7,12 @@ Bits to bounds: an unsigned ``b``-bit quantizer (after ReLU/ReLU6) has ``pos_max
 
 from __future__ import annotations
 
+import copy
+import operator
+
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 
 from neurons.stbif import quantize
 
@@ -57,6 +60,62 @@ def quantize_activations(model: nn.Module, bits: int) -> nn.Module:
         else:
             quantize_activations(child, bits)
     return model
+
+
+_SYNAPTIC = (nn.Conv2d, nn.Linear)
+_ANALOG_MODULES = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
+_TRANSPARENT = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Dropout)
+
+
+def _module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
+    return gm.get_submodule(node.target) if node.op == "call_module" else None
+
+
+def _feeds_synapse(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Does ``node``'s value reach a conv/linear through pooling/flatten only?"""
+    for user in node.users:
+        mod = _module(gm, user)
+        if isinstance(mod, _SYNAPTIC):
+            return True
+        transparent = isinstance(mod, _TRANSPARENT) or (
+            user.op == "call_function" and user.target is torch.flatten)
+        if transparent and _feeds_synapse(gm, user):
+            return True
+    return False
+
+
+def _is_analog(gm: fx.GraphModule, node: fx.Node) -> bool:
+    return isinstance(_module(gm, node), _ANALOG_MODULES) or (
+        node.op == "call_function" and node.target in (operator.add, torch.add))
+
+
+def make_qann(model: nn.Module, bits: int) -> fx.GraphModule:
+    """The QANN of a float network, ready for calibration and conversion.
+
+    ReLU / ReLU6 become unsigned ``bits``-bit quantizers.  A value without activation that feeds
+    a conv or linear layer (MobileNetV2's linear bottlenecks, after their residual add) gets a
+    signed quantizer, or the next layer would receive analog values instead of spikes.  A module
+    called at several places (ResNet's shared ReLU) is copied so each place has its own scale.
+    """
+    gm = fx.symbolic_trace(copy.deepcopy(model).eval())
+    seen: set[str] = set()
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            if node.target in seen:
+                clone = f"{node.target.replace('.', '_')}_{node.name}"
+                gm.add_submodule(clone, copy.deepcopy(gm.get_submodule(node.target)))
+                node.target = clone
+            seen.add(node.target)
+    pos_max, neg_min = bounds(bits, signed=True)
+    for node in list(gm.graph.nodes):
+        if _is_analog(gm, node) and _feeds_synapse(gm, node):
+            name = f"{node.name}_quant"
+            gm.add_submodule(name, Quantizer(pos_max, neg_min))
+            with gm.graph.inserting_after(node):
+                quant = gm.graph.call_module(name, (node,))
+            node.replace_all_uses_with(quant, delete_user_cb=lambda user, q=quant: user is not q)
+    gm.recompile()
+    return quantize_activations(gm, bits)
 
 
 def _percentile_scale(x: np.ndarray, q: Quantizer, percentile: float) -> float:

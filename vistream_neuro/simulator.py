@@ -29,5 +29,5 @@ class Simulator(Protocol):
     def levels(self) -> dict[str, torch.Tensor]:
         """Per neuron layer, the integer count of released quanta since the last reset."""
 
-    def spikes_last_step(self) -> int:
-        """Number of (+1 or -1) spikes emitted in the last step, all layers."""
+    def take_spike_counts(self) -> dict[str, int]:
+        """Per neuron layer, (+1 and -1) spikes emitted since the last call or reset."""

@@ -23,8 +23,12 @@ class FrameResult:
     output: torch.Tensor
     timesteps: int
     converged: bool  # quiet before t_max
-    spikes: int
+    spikes: dict[str, int]  # per neuron layer, +1 and -1 spikes of this frame
     levels: dict[str, torch.Tensor]
+
+    @property
+    def total_spikes(self) -> int:
+        return sum(self.spikes.values())
 
 
 def run_stream(
@@ -44,11 +48,10 @@ def run_stream(
         else:
             current = frame if previous is None else frame - previous
             previous = frame
-        spikes, steps, quiet = 0, 0, False
+        steps, quiet = 0, False
         while steps < t_max and not quiet:
             sim.step(current if steps == 0 else None)
             steps += 1
-            spikes += sim.spikes_last_step()
             quiet = sim.is_quiet()
-        yield FrameResult(index, sim.output().clone(), steps, quiet, spikes,
+        yield FrameResult(index, sim.output().clone(), steps, quiet, sim.take_spike_counts(),
                           {k: v.clone() for k, v in sim.levels().items()})

@@ -1,0 +1,50 @@
+"""ANN -> QANN -> spiking graph in one call, as the CLI, the benchmarks and the tests need it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vistream_neuro import ir, models
+from vistream_neuro.convert import to_spiking_graph
+from vistream_neuro.quant import calibrate, make_qann
+
+CALIBRATION_FRAMES = 8
+
+
+@dataclass
+class Converted:
+    ann: nn.Module
+    qann: nn.Module
+    graph: ir.SpikingGraph
+
+
+def normalise(frames: torch.Tensor, model: str) -> torch.Tensor:
+    """Apply the model's input normalisation to ``(N, 3, H, W)`` RGB frames in [0, 1]."""
+    norm = models.NORMALISATION[model]
+    if norm is None:
+        return frames
+    mean, std = (torch.tensor(v, dtype=frames.dtype).view(3, 1, 1) for v in norm)
+    return (frames - mean) / std
+
+
+def convert_model(
+    model: str,
+    calibration_frames: torch.Tensor,
+    act_bits: int = 4,
+    seed: int = 0,
+    weights: str | Path | None = None,
+    method: str = "percentile",
+) -> Converted:
+    """Build ``model``, quantise its activations, calibrate on frames, convert to the IR.
+
+    ``calibration_frames`` are normalised network inputs; the first few are used.
+    """
+    ann = models.build(model, seed=seed, weights=weights).double()
+    qann = make_qann(ann, act_bits).double()
+    frames = calibration_frames[:CALIBRATION_FRAMES].double()
+    calibrate(qann, frames, method=method, seed=seed)
+    return Converted(ann, qann, to_spiking_graph(qann, tuple(frames.shape[1:])))
