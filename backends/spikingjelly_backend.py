@@ -25,16 +25,13 @@ class SpikingJellySimulator:
         functional.reset_net(self.neurons)
         self._pool_in: dict[str, torch.Tensor] = {}
         self._pool_out: dict[str, torch.Tensor] = {}
-        self._counts = {name: torch.zeros((), dtype=torch.int64, device=self.net.device)
-                        for name in self.neurons}
         self._bias_pending = True
         self._out: torch.Tensor | None = None
+        self._values: dict[str, torch.Tensor] = {}
         self._zero: torch.Tensor | None = None
 
     def _fire(self, node: ir.Neuron, current: torch.Tensor) -> torch.Tensor:
-        out = self.neurons[node.name](current)
-        self._counts[node.name] += self.neurons[node.name].spike.count_nonzero()
-        return out
+        return self.neurons[node.name](current)
 
     def _max_pool(self, node: ir.MaxPool, current: torch.Tensor) -> torch.Tensor:
         """Pool the accumulated input; emit the change of the pooled value."""
@@ -56,6 +53,7 @@ class SpikingJellySimulator:
         handlers = {ir.Neuron: self._fire, ir.MaxPool: self._max_pool}
         values = self.net.run(current, handlers, with_bias=self._bias_pending)
         self._bias_pending = False
+        self._values = values
         out = values[self.net.graph.output]
         self._out = out.clone() if self._out is None else self._out + out
 
@@ -70,11 +68,8 @@ class SpikingJellySimulator:
     def levels(self) -> dict[str, torch.Tensor]:
         return {name: n.acc for name, n in self.neurons.items()}
 
-    def take_spike_counts(self) -> dict[str, int]:
-        counts = {name: int(c) for name, c in self._counts.items()}
-        for c in self._counts.values():
-            c.zero_()
-        return counts
+    def step_values(self) -> dict[str, torch.Tensor]:
+        return self._values
 
 
 def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype):

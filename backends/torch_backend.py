@@ -58,8 +58,8 @@ class DenseQANN:
             name: torch.round(self._values[name] / scale) for name, scale in self._scales.items()
         }
 
-    def take_spike_counts(self) -> dict[str, int]:
-        return {name: 0 for name in self._scales}
+    def step_values(self) -> dict[str, torch.Tensor]:
+        return self._values
 
 
 def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype) -> DenseQANN:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from backends.registry import lower
 from evals.synthetic import synthetic_video
+from vistream_neuro.accounting import OpCounter
 from vistream_neuro.pipeline import convert_model, normalise
 from vistream_neuro.streaming import run_stream
 
@@ -34,9 +35,9 @@ def _median_ms(fn, items) -> float:
     return statistics.median(times)
 
 
-def _stream_timings(sim, frames, mode, t_max):
+def _stream_timings(sim, frames, mode, t_max, counter=None):
     times, steps = [], []
-    stream = run_stream(sim, frames, mode, t_max)
+    stream = run_stream(sim, frames, mode, t_max, counter)
     while True:
         start = time.perf_counter()
         result = next(stream, None)
@@ -62,9 +63,14 @@ def bench_stream(model: str, size: tuple[int, int], frames: int, precision: str,
             result[f"{name}_ms_per_frame_median"] = _median_ms(module, batch)
     for mode in ("reset", "locc"):
         ms, steps = _stream_timings(lower(net.graph, backend, dtype=dtype), batch, mode, 1000)
-        result[f"{mode}_ms_per_frame_median"] = statistics.median(ms[1:] if len(ms) > 1 else ms)
+        result[f"{mode}_ms_per_frame_median"] = statistics.median(ms[1:] or ms)
         result[f"{mode}_timesteps_mean"] = statistics.fmean(steps)
         result[f"{mode}_timesteps_max"] = max(steps)
+    counted, _ = _stream_timings(lower(net.graph, backend, dtype=dtype), batch, "locc", 1000,
+                                 OpCounter(net.graph))
+    result["locc_counted_ms_per_frame_median"] = statistics.median(counted[1:] or counted)
+    result["counting_overhead"] = (result["locc_counted_ms_per_frame_median"]
+                                   / result["locc_ms_per_frame_median"] - 1)
     qann_ms = result["qann_ms_per_frame_median"]
     result["locc_over_qann_time"] = result["locc_ms_per_frame_median"] / qann_ms
     result["reset_over_qann_time"] = result["reset_ms_per_frame_median"] / qann_ms
@@ -86,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['model']:>12} {r['precision']:>8}  ANN {r['ann_ms_per_frame_median']:8.2f} ms  "
               f"QANN {r['qann_ms_per_frame_median']:8.2f} ms  reset {r['reset_ms_per_frame_median']:9.1f} ms "
               f"({r['reset_timesteps_mean']:.1f} steps)  locc {r['locc_ms_per_frame_median']:9.1f} ms "
-              f"({r['locc_timesteps_mean']:.1f} steps)  locc/QANN {r['locc_over_qann_time']:.1f}x")
+              f"({r['locc_timesteps_mean']:.1f} steps)  locc/QANN {r['locc_over_qann_time']:.1f}x  "
+              f"counting +{100 * r['counting_overhead']:.0f}%")
     print(f"written: {path}")
     return 0
 

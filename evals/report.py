@@ -1,4 +1,7 @@
-"""Reports of a run: terminal table, ``report.json`` and ``frames.csv`` (DESIGN.md section 7)."""
+"""Reports of a run: terminal tables, ``report.json``, ``frames.csv``, ``layers.csv`` and plots.
+
+Keys follow DESIGN.md section 7; every figure of a comparison comes from the same run.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from evals.plots import write_plots
+from evals.stream import FrameRecord, StreamConfig, StreamResult
+from vistream_neuro import ir
+from vistream_neuro.energy import MODELS as ENERGY_MODELS
 
 
 def write_atomic(path: Path, write) -> None:
@@ -23,54 +31,151 @@ def write_atomic(path: Path, write) -> None:
         raise
 
 
-def build_report(config, result) -> dict:
-    frames = [{"index": r.index, "timesteps": r.timesteps, "converged": r.converged,
-               "sops": None, "input_macs": None, "ann_macs": None, "spikes": r.spikes,
-               "max_abs_err": r.max_abs_err, "level_mismatch": r.level_mismatch}
-              for r in result.rows]
-    steps = [r.timesteps for r in result.rows]
+def _mean(values) -> float:
+    return float(np.mean(list(values)))
+
+
+def frame_energy(record: FrameRecord) -> dict[str, float]:
+    return {name: m.snn_pj(record.ops) for name, m in ENERGY_MODELS.items()}
+
+
+def snn_summary(records: list[FrameRecord], ann_macs: int) -> dict:
+    steady = records[1:] or records
     return {
-        "backend": config.backend, "task": "stream", "model": config.model, "mode": config.mode,
-        "precision": config.precision, "input_size": list(config.input_size),
-        "act_bits": config.act_bits,
-        "source": str(config.source), "start": config.start, "calibration": config.calibration,
-        "frames": frames,
-        "summary": {
-            "frames": len(frames), "sops_per_frame": None, "ann_macs_per_frame": None,
-            "timesteps_mean": float(np.mean(steps)), "timesteps_max": int(max(steps)),
-            "max_abs_err": max(r.max_abs_err for r in result.rows),
-            "level_mismatch_max": max(r.level_mismatch for r in result.rows),
-            "frames_not_converged": sum(not r.converged for r in result.rows),
-            "spikes_per_frame": float(np.mean([r.spikes for r in result.rows])),
-            "spikes_by_layer": result.spikes_by_layer,
-            "qann_cosine_to_ann": result.qann_cosine_to_ann,
-            "energy_pj_per_frame": {}, "metrics": {},
-        },
+        "frames": len(records),
+        "sops_per_frame": _mean(r.ops.total_sops for r in records),
+        "sops_per_frame_steady": _mean(r.ops.total_sops for r in steady),
+        "input_macs_per_frame": _mean(r.ops.total_input_macs for r in records),
+        "ann_macs_per_frame": ann_macs,
+        "timesteps_mean": _mean(r.timesteps for r in records),
+        "timesteps_max": max(r.timesteps for r in records),
+        "spikes_per_frame": _mean(r.ops.total_spikes for r in records),
+        "spikes_pos_per_frame": _mean(sum(r.ops.spikes_pos.values()) for r in records),
+        "spikes_neg_per_frame": _mean(sum(r.ops.spikes_neg.values()) for r in records),
+        "min_spikes_per_frame": _mean(r.ops.total_min_spikes for r in records),
+        "neuron_updates_dense_per_frame": _mean(sum(r.ops.updates_dense.values()) for r in records),
+        "neuron_updates_event_per_frame": _mean(sum(r.ops.updates_event.values()) for r in records),
+        "max_abs_err": max(r.max_abs_err for r in records),
+        "level_mismatch_max": max(r.level_mismatch for r in records),
+        "frames_not_converged": sum(not r.converged for r in records),
+        "energy_pj_per_frame": {name: _mean(frame_energy(r)[name] for r in records)
+                                for name in ENERGY_MODELS},
+        "energy_pj_per_frame_steady": {name: _mean(frame_energy(r)[name] for r in steady)
+                                       for name in ENERGY_MODELS},
     }
 
 
-def write_report(out: Path, config, result) -> None:
+def dense_summary(ann_macs: int, frames: int) -> dict:
+    energy = {name: m.ann_pj(ann_macs) for name, m in ENERGY_MODELS.items()}
+    return {"frames": frames, "ann_macs_per_frame": ann_macs, "sops_per_frame": 0,
+            "timesteps_mean": 1, "energy_pj_per_frame": energy, "energy_pj_per_frame_steady": energy}
+
+
+def build_report(config: StreamConfig, result: StreamResult) -> dict:
+    ann_macs = sum(result.ann_macs.values())
+    records = result.runs[config.mode]
+    frames = [{
+        "index": r.index, "timesteps": r.timesteps, "converged": r.converged,
+        "sops": r.ops.total_sops, "input_macs": r.ops.total_input_macs, "ann_macs": ann_macs,
+        "spikes": r.ops.total_spikes, "spikes_pos": sum(r.ops.spikes_pos.values()),
+        "spikes_neg": sum(r.ops.spikes_neg.values()), "min_spikes": r.ops.total_min_spikes,
+        "max_abs_err": r.max_abs_err, "level_mismatch": r.level_mismatch,
+        "energy_pj": frame_energy(r),
+    } for r in records]
+    summary = snn_summary(records, ann_macs)
+    summary["metrics"] = {}
+    summary["qann_cosine_to_ann"] = result.qann_cosine_to_ann
+    summary["energy_models"] = {name: m.source for name, m in ENERGY_MODELS.items()}
+    if config.compare:
+        summary["compare"] = {
+            "ann": dense_summary(ann_macs, len(records)),
+            "qann": {**dense_summary(ann_macs, len(records)),
+                     "qann_cosine_to_ann": result.qann_cosine_to_ann},
+            **{mode: snn_summary(runs, ann_macs) for mode, runs in result.runs.items()},
+        }
+    return {
+        "backend": config.backend, "task": "stream", "model": config.model, "mode": config.mode,
+        "precision": config.precision, "input_size": list(config.input_size),
+        "act_bits": config.act_bits, "source": str(config.source), "start": config.start,
+        "calibration": config.calibration, "frames": frames, "summary": summary,
+    }
+
+
+def layer_rows(result: StreamResult) -> list[dict]:
+    """Per SNN run and layer: ANN MACs, SOPs (first frame, steady-state mean), spikes, minimum."""
+    rows = []
+    kinds = {n.name: type(n).__name__ for n in result.graph.nodes}
+    for mode, records in result.runs.items():
+        steady = records[1:] or records
+        first = records[0].ops
+        layers = [n.name for n in result.graph.nodes if isinstance(n, (*ir.SYNAPTIC, ir.Neuron))]
+        for name in layers:
+            rows.append({
+                "mode": mode, "layer": name, "type": kinds[name],
+                "ann_macs": result.ann_macs.get(name, 0),
+                "sops_first_frame": first.layer_cost(name),
+                "sops_steady_mean": _mean(r.ops.layer_cost(name) for r in steady),
+                "analog_input": name in first.input_macs,
+                "spikes_pos": sum(r.ops.spikes_pos.get(name, 0) for r in records),
+                "spikes_neg": sum(r.ops.spikes_neg.get(name, 0) for r in records),
+                "min_spikes": sum(r.ops.min_spikes.get(name, 0) for r in records),
+                "updates_event": sum(r.ops.updates_event.get(name, 0) for r in records),
+                "updates_dense": sum(r.ops.updates_dense.get(name, 0) for r in records),
+            })
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    def write(f):
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    write_atomic(path, write)
+
+
+def write_report(out: Path, config: StreamConfig, result: StreamResult) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report = build_report(config, result)
-    frames = report["frames"]
-
-    def write_csv(f):
-        writer = csv.DictWriter(f, fieldnames=list(frames[0]))
-        writer.writeheader()
-        writer.writerows(frames)
-
-    write_atomic(out / "frames.csv", write_csv)
+    flat = [{k: v for k, v in f.items() if k != "energy_pj"}
+            | {f"energy_pj_{m}": v for m, v in f["energy_pj"].items()} for f in report["frames"]]
+    _write_csv(out / "frames.csv", flat)
+    _write_csv(out / "layers.csv", layer_rows(result))
+    write_plots(out, result, report)
     write_atomic(out / "report.json", lambda f: json.dump(report, f, indent=2))
+    return report
 
 
-def print_table(config, rows) -> None:
+def print_frames(config: StreamConfig, records: list[FrameRecord]) -> None:
     print(f"backend={config.backend} model={config.model} mode={config.mode} "
           f"precision={config.precision} input={config.input_size[0]}x{config.input_size[1]} "
           f"act_bits={config.act_bits} source={config.source}")
-    print(f"{'frame':>5} {'timesteps':>9} {'spikes':>10} {'max|SNN-QANN|':>14} {'level_mismatch':>14}")
-    for r in rows:
+    print(f"{'frame':>5} {'timesteps':>9} {'SOPs':>12} {'input MACs':>11} {'spikes':>10} "
+          f"{'min spikes':>10} {'max|SNN-QANN|':>14} {'level_mismatch':>14}")
+    for r in records:
         flag = "" if r.converged else f"  (not quiet after --t-max {config.t_max})"
-        print(f"{r.index:>5} {r.timesteps:>9} {r.spikes:>10} {r.max_abs_err:>14.3e} "
+        print(f"{r.index:>5} {r.timesteps:>9} {r.ops.total_sops:>12} {r.ops.total_input_macs:>11} "
+              f"{r.ops.total_spikes:>10} {r.ops.total_min_spikes:>10} {r.max_abs_err:>14.3e} "
               f"{r.level_mismatch:>14.3e}{flag}")
 
 
+def print_summary(report: dict) -> None:
+    summary = report["summary"]
+    entries = summary.get("compare") or {report["mode"]: summary}
+    models = list(ENERGY_MODELS)
+    print(f"\n{'run':>6} {'ops/frame':>14} {'steady':>14} {'steps':>6} {'spikes':>11} "
+          + " ".join(f"{'pJ ' + m:>16}" for m in models))
+    for run, s in entries.items():
+        ops = s["ann_macs_per_frame"] if run in ("ann", "qann") else s["sops_per_frame"]
+        steady = s["ann_macs_per_frame"] if run in ("ann", "qann") else s["sops_per_frame_steady"]
+        print(f"{run:>6} {ops:>14.4g} {steady:>14.4g} {s['timesteps_mean']:>6.1f} "
+              f"{s.get('spikes_per_frame', 0):>11.4g} "
+              + " ".join(f"{s['energy_pj_per_frame'][m]:>16.4g}" for m in models))
+    if "locc" in entries:
+        locc = entries["locc"]["sops_per_frame_steady"] + entries["locc"]["input_macs_per_frame"]
+        ann = summary["ann_macs_per_frame"]
+        print(f"steady state: ANN MACs / LoCC ops = {ann / max(locc, 1):.3g}", end="")
+        if "reset" in entries:
+            reset = entries["reset"]["sops_per_frame_steady"] + entries["reset"]["input_macs_per_frame"]
+            print(f", reset / LoCC ops = {reset / max(locc, 1):.3g}", end="")
+        print()

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from backends.registry import BACKENDS, BackendUnavailableError, UnknownBackendError
-from evals.report import print_table, write_report
+from evals.report import print_frames, print_summary, write_report
 from evals.stream import PRECISIONS, StreamConfig, stream_compare
 from vistream_neuro import models
 from vistream_neuro.convert import ConversionError
@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", choices=("percentile", "mse"), default="percentile",
                    help="activation scale calibration on the first frames (default percentile)")
     p.add_argument("--mode", choices=MODES, default="locc", help="locc (default) or reset")
+    p.add_argument("--compare", action="store_true",
+                   help="run dense ANN, QANN, reset and locc on the same frames in one process")
     p.add_argument("--t-max", type=_positive, default=512, help="max time steps per frame")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="float64")
@@ -107,6 +109,7 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         source=source if source == "synthetic" else Path(source), start=args.start,
         frames=args.frames, input_size=args.input_size or models.DEFAULT_INPUT_SIZE[args.model],
         crop=args.crop, act_bits=args.act_bits, calibration=args.calibration, mode=args.mode,
+        compare=args.compare,
         t_max=args.t_max, device=args.device, precision=args.precision, seed=args.seed)
 
 
@@ -119,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
             CheckpointError, VideoError) as exc:
         print(f"evals.run: error: {exc}", file=sys.stderr)
         return 2
-    print_table(config, result.rows)
-    write_report(args.out, config, result)
+    print_frames(config, result.runs[config.mode])
+    report = write_report(args.out, config, result)
+    print_summary(report)
     print(f"report: {args.out / 'report.json'}")
     return 0
 

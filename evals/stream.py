@@ -1,8 +1,12 @@
-"""The `stream` task: QANN and SNN on the same frames, compared frame by frame."""
+"""The `stream` task: QANN (reference) and SNN on the same frames, compared frame by frame.
+
+With ``compare`` both streaming modes run in lockstep with the QANN, so ANN, QANN, ``reset``
+and ``locc`` figures come from one process and the same frames.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -11,8 +15,10 @@ from tqdm import tqdm
 
 from backends.registry import lower
 from evals.synthetic import synthetic_video
+from vistream_neuro import ir
+from vistream_neuro.accounting import FrameOps, OpCounter, dense_macs
 from vistream_neuro.pipeline import convert_model, normalise
-from vistream_neuro.streaming import run_stream
+from vistream_neuro.streaming import FrameResult, run_stream
 from vistream_neuro.video import VideoError, read_video
 
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
@@ -31,6 +37,7 @@ class StreamConfig:
     act_bits: int = 4
     calibration: str = "percentile"
     mode: str = "locc"
+    compare: bool = False
     t_max: int = 512
     device: str = "cpu"
     precision: str = "float64"
@@ -38,20 +45,23 @@ class StreamConfig:
 
 
 @dataclass
-class FrameRow:
+class FrameRecord:
+    """One frame of one SNN run, next to the QANN."""
+
     index: int
     timesteps: int
     converged: bool
-    spikes: int
     max_abs_err: float
     level_mismatch: float
+    ops: FrameOps
 
 
 @dataclass
 class StreamResult:
-    rows: list[FrameRow]
-    spikes_by_layer: dict[str, int]
-    qann_cosine_to_ann: float
+    graph: ir.SpikingGraph
+    ann_macs: dict[str, int]  # per layer, one dense pass
+    runs: dict[str, list[FrameRecord]] = field(default_factory=dict)  # per mode
+    qann_cosine_to_ann: float = float("nan")
 
 
 def load_frames(config: StreamConfig) -> torch.Tensor:
@@ -69,28 +79,32 @@ def load_frames(config: StreamConfig) -> torch.Tensor:
     return frames
 
 
+def _record(ref: FrameResult, res: FrameResult) -> FrameRecord:
+    err = (res.output - ref.output).abs().max().item()
+    total = sum(v.numel() for v in ref.levels.values())
+    differ = sum(int((res.levels[k] != v).sum()) for k, v in ref.levels.items())
+    return FrameRecord(res.index, res.timesteps, res.converged, err, differ / total, res.ops)
+
+
 def stream_compare(config: StreamConfig) -> StreamResult:
-    """Convert the model, stream the frames through QANN (reference) and SNN, compare."""
+    """Convert the model, stream the frames through QANN and SNN (one or both modes), compare."""
     frames = normalise(load_frames(config).double(), config.model)
     net = convert_model(config.model, frames, config.act_bits, config.seed, config.weights,
                         config.calibration)
     dtype = PRECISIONS[config.precision]
-    qann = lower(net.graph, "torch", device=config.device, dtype=dtype)
-    snn = lower(net.graph, config.backend, device=config.device, dtype=dtype)
+    modes = ["reset", "locc"] if config.compare else [config.mode]
     batch = [f[None] for f in frames]
-    rows, spikes_by_layer, cosines = [], {}, []
-    reference = run_stream(qann, batch, "reset")
-    simulated = run_stream(snn, batch, config.mode, config.t_max)
-    for frame, ref, res in tqdm(zip(batch, reference, simulated, strict=True), total=len(batch),
-                                desc="frames", disable=None, leave=False):
-        err = (res.output - ref.output).abs().max().item()
-        total = sum(v.numel() for v in ref.levels.values())
-        differ = sum(int((res.levels[k] != v).sum()) for k, v in ref.levels.items())
-        rows.append(FrameRow(res.index, res.timesteps, res.converged, res.total_spikes, err,
-                             differ / total))
-        for name, count in res.spikes.items():
-            spikes_by_layer[name] = spikes_by_layer.get(name, 0) + count
+    result = StreamResult(net.graph, dense_macs(net.graph), {m: [] for m in modes})
+    reference = run_stream(lower(net.graph, "torch", device=config.device, dtype=dtype), batch, "reset")
+    streams = [run_stream(lower(net.graph, config.backend, device=config.device, dtype=dtype), batch,
+                          mode, config.t_max, OpCounter(net.graph, config.device)) for mode in modes]
+    cosines = []
+    for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True), total=len(batch),
+                                       desc="frames", disable=None, leave=False):
+        for mode, res in zip(modes, simulated, strict=True):
+            result.runs[mode].append(_record(ref, res))
         with torch.no_grad():
             ann_out = net.ann(frame).flatten(1)
         cosines.append(F.cosine_similarity(ann_out, ref.output.double().cpu().flatten(1)).item())
-    return StreamResult(rows, spikes_by_layer, sum(cosines) / len(cosines))
+    result.qann_cosine_to_ann = sum(cosines) / len(cosines)
+    return result

@@ -3,9 +3,16 @@
 lava-nc 0.10.0 declares Python < 3.11.  On 3.11 exactly one module fails to import:
 ``lava/magma/compiler/var_model.py`` gives dataclass fields an instance of the (unhashable)
 dataclass ``ByteEncoder`` as default, which Python 3.11 rejects.  A meta-path finder of ours loads
-that one module from its unmodified source with such defaults rewritten to
-``field(default_factory=...)`` in the syntax tree.  Everything that imports Lava in this project
-goes through :func:`import_lava`, which installs the finder first.
+that module from its unmodified source with such defaults rewritten to
+``field(default_factory=...)`` in the syntax tree.
+
+The same finder makes Lava importable after other libraries used multiprocessing: Lava's
+``message_infrastructure/multiprocessing.py`` calls ``mp.set_start_method('fork')`` at import,
+which raises once anything (tqdm's write lock, for one) has fixed the start method; we make that
+call ``force=True`` (fork is the Linux default that Lava relies on anyway).
+
+Everything that imports Lava in this project goes through :func:`import_lava`, which installs
+the finder first.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import importlib.util
 import sys
 from types import ModuleType
 
-PATCHED_MODULE = "lava.magma.compiler.var_model"
+VAR_MODEL = "lava.magma.compiler.var_model"
+MESSAGING = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 INSTALL_HINT = (
     "Lava is not installed: run `make install` (Python 3.11), or "
@@ -76,29 +84,40 @@ def _is_dataclass_decorator(node: ast.expr) -> bool:
     )
 
 
-def fix_dataclass_defaults(source: str | bytes, filename: str) -> ast.Module:
-    """Syntax tree of ``source`` with mutable dataclass-instance defaults made factories."""
-    tree = ast.parse(source, filename)
+class _ForceStartMethod(ast.NodeTransformer):
+    """``mp.set_start_method('fork')`` -> ``mp.set_start_method('fork', force=True)``."""
+
+    def visit_Call(self, node: ast.Call) -> ast.Call:
+        if (isinstance(node.func, ast.Attribute) and node.func.attr == "set_start_method"
+                and not any(k.arg == "force" for k in node.keywords)):
+            node.keywords.append(ast.keyword("force", ast.Constant(True)))
+        return node
+
+
+def fix_dataclass_defaults(tree: ast.Module) -> ast.Module:
+    """``tree`` with mutable dataclass-instance defaults made factories."""
     names = {
         node.name
         for node in ast.walk(tree)
         if isinstance(node, ast.ClassDef) and any(map(_is_dataclass_decorator, node.decorator_list))
     }
-    tree = _DataclassDefaultsFix(names).visit(tree)
-    return ast.fix_missing_locations(tree)
+    return _DataclassDefaultsFix(names).visit(tree)
+
+
+FIXES = {VAR_MODEL: fix_dataclass_defaults, MESSAGING: _ForceStartMethod().visit}
 
 
 class _FixingLoader(importlib.machinery.SourceFileLoader):
     """Compiles the fixed tree from source every time; never reads or writes bytecode caches."""
 
     def get_code(self, fullname: str):
-        source = self.get_data(self.path)
-        return compile(fix_dataclass_defaults(source, self.path), self.path, "exec", dont_inherit=True)
+        tree = FIXES[fullname](ast.parse(self.get_data(self.path), self.path))
+        return compile(ast.fix_missing_locations(tree), self.path, "exec", dont_inherit=True)
 
 
-class _VarModelFinder(importlib.abc.MetaPathFinder):
+class _LavaFixFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if fullname != PATCHED_MODULE:
+        if fullname not in FIXES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.origin is None:
@@ -110,8 +129,8 @@ class _VarModelFinder(importlib.abc.MetaPathFinder):
 
 def install_import_fix() -> None:
     """Put the finder first on ``sys.meta_path`` (idempotent)."""
-    if not any(isinstance(finder, _VarModelFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _VarModelFinder())
+    if not any(isinstance(finder, _LavaFixFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _LavaFixFinder())
 
 
 def import_lava(module: str = "lava.magma.core.run_configs") -> ModuleType:

@@ -21,7 +21,7 @@ def test_demo_prints_table_with_float_rounding_errors(tmp_path):
     rows = [line.split() for line in result.stdout.splitlines() if line[:5].strip().isdigit()]
     assert [int(r[0]) for r in rows] == list(range(10))
     assert all(int(r[1]) >= 1 for r in rows)
-    assert max(float(r[3]) for r in rows) < 1e-12
+    assert max(float(r[6]) for r in rows) < 1e-12
     report = json.loads((tmp_path / "report.json").read_text())
     assert {"backend", "task", "model", "mode", "precision", "input_size", "act_bits", "frames",
             "summary"} <= set(report)

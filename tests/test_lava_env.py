@@ -10,7 +10,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
+from neurons.lava_compat import FIXES
 from tests.conftest import requires_lava
 
 pytestmark = requires_lava
@@ -60,13 +62,29 @@ def test_every_lava_and_lava_dl_module_imports_through_our_entry_point():
     assert summary["FAILED"] == "[]"
 
 
-def test_installed_var_model_is_the_wheels_own_file():
-    """Our fix lives in the import system, not in a patched site-packages file."""
+@pytest.mark.parametrize("module", list(FIXES))
+def test_fixed_modules_are_the_wheels_own_files(module):
+    """Our fixes live in the import system, not in patched site-packages files."""
     dist = importlib.metadata.distribution("lava-nc")
-    (entry,) = [f for f in dist.files if str(f) == "lava/magma/compiler/var_model.py"]
+    (entry,) = [f for f in dist.files if str(f) == module.replace(".", "/") + ".py"]
     assert entry.hash is not None and entry.hash.mode == "sha256"
     digest = hashlib.sha256(Path(dist.locate_file(entry)).read_bytes()).digest()
     assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == entry.hash.value
+
+
+def test_lava_imports_after_the_multiprocessing_start_method_was_fixed():
+    """tqdm (and others) create multiprocessing locks, which fixes the start method early."""
+    result = _run_python(
+        """
+        import multiprocessing as mp
+        mp.RLock()
+        from neurons.lava_compat import import_lava
+        import_lava("lava.proc.dense.process")
+        print("START", mp.get_start_method())
+        """
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "START fork" in result.stdout
 
 
 def test_fixed_module_has_independent_default_instances():

@@ -12,6 +12,7 @@ import torch
 
 from backends.registry import lower
 from evals.synthetic import synthetic_video
+from vistream_neuro.accounting import OpCounter
 from vistream_neuro.pipeline import convert_model, normalise
 from vistream_neuro.streaming import run_stream
 
@@ -29,7 +30,7 @@ def converted(model: str, frames: int = 30, size: tuple[int, int] | None = None)
 def assert_equivalent(graph, frames, mode, backend="spikingjelly"):
     """Every frame: quiet before t_max, |SNN - QANN| <= 1e-9 max|QANN|, identical levels."""
     qann = run_stream(lower(graph, "torch"), frames, "reset")
-    snn = run_stream(lower(graph, backend), frames, mode, t_max=1000)
+    snn = run_stream(lower(graph, backend), frames, mode, t_max=1000, counter=OpCounter(graph))
     results = []
     for ref, res in zip(qann, snn, strict=True):
         assert res.converged, res.index
@@ -54,13 +55,17 @@ def test_dense_backend_equals_the_torch_qann():
 def test_snn_equals_qann_every_frame_float64(model, mode):
     net, frames = converted(model)
     results = assert_equivalent(net.graph, frames, mode)
-    assert min(r.total_spikes for r in results) > 0
+    assert min(r.ops.total_spikes for r in results) > 0
 
 
 def test_locc_spends_fewer_spikes_than_reset_after_the_first_frame():
     net, frames = converted("resnet18")
-    locc = [r.total_spikes for r in run_stream(lower(net.graph, "spikingjelly"), frames, "locc")]
-    reset = [r.total_spikes for r in run_stream(lower(net.graph, "spikingjelly"), frames, "reset")]
+
+    def spikes(mode):
+        runs = run_stream(lower(net.graph, "spikingjelly"), frames, mode, counter=OpCounter(net.graph))
+        return [r.ops.total_spikes for r in runs]
+
+    locc, reset = spikes("locc"), spikes("reset")
     assert locc[0] == reset[0]
     assert np.median(locc[1:]) < 0.75 * np.median(reset[1:])
 

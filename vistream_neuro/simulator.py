@@ -29,5 +29,5 @@ class Simulator(Protocol):
     def levels(self) -> dict[str, torch.Tensor]:
         """Per neuron layer, the integer count of released quanta since the last reset."""
 
-    def take_spike_counts(self) -> dict[str, int]:
-        """Per neuron layer, (+1 and -1) spikes emitted since the last call or reset."""
+    def step_values(self) -> dict[str, torch.Tensor]:
+        """What each node (and ``"input"``) carried in the last step: currents, spikes x scale."""

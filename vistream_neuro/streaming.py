@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vistream_neuro.accounting import FrameOps, OpCounter
 from vistream_neuro.simulator import Simulator
 
 MODES = ("locc", "reset")
@@ -23,27 +24,34 @@ class FrameResult:
     output: torch.Tensor
     timesteps: int
     converged: bool  # quiet before t_max
-    spikes: dict[str, int]  # per neuron layer, +1 and -1 spikes of this frame
     levels: dict[str, torch.Tensor]
-
-    @property
-    def total_spikes(self) -> int:
-        return sum(self.spikes.values())
+    ops: FrameOps | None = None  # when run with a counter
 
 
 def run_stream(
-    sim: Simulator, frames: Iterable[torch.Tensor], mode: str = "locc", t_max: int = 256
+    sim: Simulator,
+    frames: Iterable[torch.Tensor],
+    mode: str = "locc",
+    t_max: int = 256,
+    counter: OpCounter | None = None,
 ) -> Iterator[FrameResult]:
-    """Feed ``frames`` (each ``(N, C, H, W)``) and yield one result per frame once it settles."""
+    """Feed ``frames`` (each ``(N, C, H, W)``) and yield one result per frame once it settles.
+
+    With a ``counter``, every step's node values are counted (SOPs, spikes, ...).
+    """
     if mode not in MODES:
         raise ValueError(f"unknown streaming mode {mode!r}; valid modes: {', '.join(MODES)}")
     if t_max < 1:
         raise ValueError(f"t_max must be >= 1, got {t_max}")
     previous = None
     sim.reset()
+    if counter is not None:
+        counter.reset_stream()
     for index, frame in enumerate(frames):
         if mode == "reset":
             sim.reset()
+            if counter is not None:
+                counter.reset_stream()
             current = frame
         else:
             current = frame if previous is None else frame - previous
@@ -52,6 +60,9 @@ def run_stream(
         while steps < t_max and not quiet:
             sim.step(current if steps == 0 else None)
             steps += 1
+            if counter is not None:
+                counter.count_step(sim.step_values())
             quiet = sim.is_quiet()
-        yield FrameResult(index, sim.output().clone(), steps, quiet, sim.take_spike_counts(),
-                          {k: v.clone() for k, v in sim.levels().items()})
+        levels = {k: v.clone() for k, v in sim.levels().items()}
+        ops = counter.take_frame(levels) if counter is not None else None
+        yield FrameResult(index, sim.output().clone(), steps, quiet, levels, ops)
