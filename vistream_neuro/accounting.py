@@ -26,10 +26,13 @@ import torch.nn.functional as F
 from vistream_neuro import ir
 
 
-def conv_fanout(node: ir.Conv, in_shape: ir.Shape) -> np.ndarray:
-    """Fan-out of each input position of a conv: how many (output channel, position) pairs it feeds."""
-    c, h, w = in_shape
-    out_c, _, kh, kw = node.weight.shape
+def spatial_fanout(node: ir.Conv, in_shape: ir.Shape) -> np.ndarray:
+    """For each input pixel of a conv, how many output positions its kernel windows reach.
+
+    The fan-out of input ``(c, y, x)`` is this times the output channels of ``c``'s group.
+    """
+    _, h, w = in_shape
+    _, _, kh, kw = node.weight.shape
     _, oh, ow = node.out_shape([in_shape])
     (sh, sw), (ph, pw) = ir.pair(node.stride), ir.pair(node.padding)
     cover = F.conv_transpose2d(torch.ones(1, 1, oh, ow, dtype=torch.float64),
@@ -37,13 +40,21 @@ def conv_fanout(node: ir.Conv, in_shape: ir.Shape) -> np.ndarray:
     cover = cover[0, 0, ph:ph + h, pw:pw + w]
     spatial = np.zeros((h, w))
     spatial[: cover.shape[0], : cover.shape[1]] = cover.numpy()
-    return np.broadcast_to(spatial * (out_c // node.groups), (c, h, w)).copy()
+    return spatial
+
+
+def channel_fanout(node: ir.Conv | ir.Linear) -> int:
+    """Output channels (or features) each input channel connects to."""
+    if isinstance(node, ir.Conv):
+        return node.weight.shape[0] // node.groups
+    return node.weight.shape[0]
 
 
 def fanout(node: ir.Conv | ir.Linear, in_shape: ir.Shape) -> np.ndarray:
+    """Fan-out of every input entry: how many (output channel, position) pairs it feeds."""
     if isinstance(node, ir.Conv):
-        return conv_fanout(node, in_shape)
-    return np.full(in_shape, float(node.weight.shape[0]))
+        return np.broadcast_to(spatial_fanout(node, in_shape) * channel_fanout(node), in_shape).copy()
+    return np.full(in_shape, float(channel_fanout(node)))
 
 
 def dense_macs(graph: ir.SpikingGraph) -> dict[str, int]:
@@ -100,8 +111,10 @@ class OpCounter:
         self.device = torch.device(device)
         self._synaptic = [n for n in graph.nodes if isinstance(n, ir.SYNAPTIC)]
         self._neurons = graph.neurons
-        self._fanout = {n.name: torch.as_tensor(fanout(n, graph.shapes[n.input]), device=self.device)
-                        for n in self._synaptic}
+        self._spatial = {n.name: torch.as_tensor(spatial_fanout(n, graph.shapes[n.input]).round(),
+                                                 dtype=torch.int64, device=self.device)
+                         for n in self._synaptic if isinstance(n, ir.Conv)}
+        self._channel = {n.name: channel_fanout(n) for n in self._synaptic}
         self._size = {n.name: int(np.prod(graph.shapes[n.name])) for n in self._neurons}
         self._prev_levels: dict[str, torch.Tensor] | None = None
         self.reset_stream()
@@ -112,38 +125,47 @@ class OpCounter:
         self._start_frame()
 
     def _start_frame(self) -> None:
-        zero = lambda: torch.zeros((), dtype=torch.float64, device=self.device)  # noqa: E731
         self._steps = 0
-        self._events = {n.name: zero() for n in self._synaptic}
-        self._pos = {n.name: zero() for n in self._neurons}
-        self._neg = {n.name: zero() for n in self._neurons}
-        self._active = {n.name: zero() for n in self._neurons}
+        self._counts: list[torch.Tensor] = []  # per step: one row of per-layer counts
 
     def count_step(self, values: dict[str, torch.Tensor]) -> None:
-        """Add one step, given each node's value in it (``values[ir.INPUT]`` is the input current)."""
+        """Add one step, given each node's value in it (``values[ir.INPUT]`` is the input current).
+
+        Counts stay on the device as 0-dim tensors, stacked once per step; nothing syncs here.
+        """
         self._steps += 1
+        counts = []
         for node in self._synaptic:
             x = values[node.input]
-            weight = self._fanout[node.name]
-            self._events[node.name] += ((x != 0).to(weight.dtype) * weight).sum()
+            spatial = self._spatial.get(node.name)
+            if spatial is None:
+                counts.append(torch.count_nonzero(x) * self._channel[node.name])
+            else:  # nonzero channels per pixel, weighted by the pixel's spatial fan-out
+                counts.append((torch.count_nonzero(x, dim=1) * spatial).sum() * self._channel[node.name])
         for node in self._neurons:
             out, current = values[node.name], values[node.input]
-            self._pos[node.name] += (out > 0).sum()
-            self._neg[node.name] += (out < 0).sum()
-            self._active[node.name] += ((current != 0) | (out != 0)).sum()
+            counts.append(torch.count_nonzero(out > 0))
+            counts.append(torch.count_nonzero(out))
+            counts.append(torch.count_nonzero(torch.logical_or(current, out)))
+        self._counts.append(torch.stack(counts))
 
     def take_frame(self, levels: dict[str, torch.Tensor] | None = None) -> FrameOps:
         """Counts since the last call; ``levels`` (end-of-frame) give the minimum spikes."""
-        as_int = lambda d: {k: int(round(float(v))) for k, v in d.items()}  # noqa: E731
-        events = as_int(self._events)
+        totals = (torch.stack(self._counts).sum(0).tolist() if self._counts
+                  else [0] * (len(self._synaptic) + 3 * len(self._neurons)))
+        n_syn = len(self._synaptic)
+        events = dict(zip((n.name for n in self._synaptic), totals[:n_syn], strict=True))
+        neuron = [dict(zip((n.name for n in self._neurons), totals[n_syn + k::3], strict=True))
+                  for k in range(3)]
+        pos, fired, active = neuron
         analog = {n.name for n in self._synaptic if n.input == ir.INPUT}
         ops = FrameOps(
             timesteps=self._steps,
             sops={k: v for k, v in events.items() if k not in analog},
             input_macs={k: v for k, v in events.items() if k in analog},
-            spikes_pos=as_int(self._pos), spikes_neg=as_int(self._neg),
+            spikes_pos=pos, spikes_neg={k: fired[k] - pos[k] for k in pos},
             updates_dense={k: n * self._steps for k, n in self._size.items()},
-            updates_event=as_int(self._active),
+            updates_event=active,
         )
         if levels is not None:
             prev = self._prev_levels
