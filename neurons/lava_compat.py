@@ -142,3 +142,19 @@ def import_lava(module: str = "lava.magma.core.run_configs") -> ModuleType:
     if importlib.util.find_spec("lava") is None or importlib.util.find_spec("lava.magma") is None:
         raise LavaUnavailableError(INSTALL_HINT)
     return importlib.import_module(module)
+
+
+def run_checked(process, condition, run_cfg) -> None:
+    """``process.run(...)``, re-raising a process model's own exception instead of Lava's summary.
+
+    Lava reports a failing process model as ``RuntimeError('1 Exception(s) occurred...')`` and
+    logs the cause at INFO level; the cause (e.g. an overflow naming a layer) is what users need.
+    """
+    try:
+        process.run(condition=condition, run_cfg=run_cfg)
+    except RuntimeError:
+        messaging = getattr(process.runtime, "_messaging_infrastructure", None)
+        causes = [a.exception[0] for a in getattr(messaging, "actors", []) if getattr(a, "exception", None)]
+        if causes:
+            raise causes[0] from None
+        raise

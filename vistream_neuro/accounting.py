@@ -17,7 +17,7 @@ Totals accumulate on the simulator's device; the host reads them once per frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -80,7 +80,7 @@ class FrameOps:
     spikes_neg: dict[str, int]
     updates_dense: dict[str, int]
     updates_event: dict[str, int]
-    min_spikes: dict[str, int] = field(default_factory=dict)
+    min_spikes: dict[str, int]
 
     def layer_cost(self, name: str) -> int:
         """SOPs of a spike-fed layer, or MACs of the layer fed by the analog input."""
@@ -132,32 +132,44 @@ class OpCounter:
         """Add one step, given each node's value in it (``values[ir.INPUT]`` is the input current).
 
         Counts stay on the device as 0-dim tensors, stacked once per step; nothing syncs here.
+        Per node, the nonzero channels of each pixel are counted once and serve both the node's
+        own spike count and the SOPs of every layer it feeds.
         """
         self._steps += 1
+        pixels: dict[str, torch.Tensor] = {}
+
+        def nonzero_per_pixel(name: str) -> torch.Tensor:
+            if name not in pixels:
+                pixels[name] = torch.count_nonzero(values[name], dim=1)
+            return pixels[name]
+
         counts = []
         for node in self._synaptic:
-            x = values[node.input]
             spatial = self._spatial.get(node.name)
-            if spatial is None:
-                counts.append(torch.count_nonzero(x) * self._channel[node.name])
-            else:  # nonzero channels per pixel, weighted by the pixel's spatial fan-out
-                counts.append((torch.count_nonzero(x, dim=1) * spatial).sum() * self._channel[node.name])
+            per_pixel = nonzero_per_pixel(node.input)
+            events = per_pixel.sum() if spatial is None else (per_pixel * spatial).sum()
+            counts.append(events * self._channel[node.name])
         for node in self._neurons:
-            out, current = values[node.name], values[node.input]
-            counts.append(torch.count_nonzero(out > 0))
-            counts.append(torch.count_nonzero(out))
-            counts.append(torch.count_nonzero(torch.logical_or(current, out)))
+            counts.append(nonzero_per_pixel(node.name).sum())
+            counts.append(torch.count_nonzero(torch.logical_or(values[node.input], values[node.name])))
         self._counts.append(torch.stack(counts))
 
-    def take_frame(self, levels: dict[str, torch.Tensor] | None = None) -> FrameOps:
-        """Counts since the last call; ``levels`` (end-of-frame) give the minimum spikes."""
+    def take_frame(self, levels: dict[str, torch.Tensor]) -> FrameOps:
+        """Counts since the last call, given the end-of-frame levels of every neuron layer.
+
+        The level change splits the spikes by sign (it is +1 spikes minus -1 spikes) and gives
+        the minimum spikes (the sum of its absolute values).
+        """
         totals = (torch.stack(self._counts).sum(0).tolist() if self._counts
-                  else [0] * (len(self._synaptic) + 3 * len(self._neurons)))
+                  else [0] * (len(self._synaptic) + 2 * len(self._neurons)))
         n_syn = len(self._synaptic)
         events = dict(zip((n.name for n in self._synaptic), totals[:n_syn], strict=True))
-        neuron = [dict(zip((n.name for n in self._neurons), totals[n_syn + k::3], strict=True))
-                  for k in range(3)]
-        pos, fired, active = neuron
+        fired, active = (dict(zip((n.name for n in self._neurons), totals[n_syn + k::2], strict=True))
+                         for k in range(2))
+        prev = self._prev_levels
+        change = {k: v - prev[k] if prev else v for k, v in levels.items()}
+        net = {k: int(v.sum()) for k, v in change.items()}
+        pos = {k: (fired[k] + net[k]) // 2 for k in fired}
         analog = {n.name for n in self._synaptic if n.input == ir.INPUT}
         ops = FrameOps(
             timesteps=self._steps,
@@ -166,10 +178,8 @@ class OpCounter:
             spikes_pos=pos, spikes_neg={k: fired[k] - pos[k] for k in pos},
             updates_dense={k: n * self._steps for k, n in self._size.items()},
             updates_event=active,
+            min_spikes={k: int(v.abs().sum()) for k, v in change.items()},
         )
-        if levels is not None:
-            prev = self._prev_levels
-            ops.min_spikes = {k: int((v - (prev[k] if prev else 0)).abs().sum()) for k, v in levels.items()}
-            self._prev_levels = {k: v.clone() for k, v in levels.items()}
+        self._prev_levels = {k: v.clone() for k, v in levels.items()}
         self._start_frame()
         return ops

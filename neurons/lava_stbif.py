@@ -1,0 +1,165 @@
+"""ST-BIF as a Lava process, with a floating-point and a bit-accurate fixed-point process model.
+
+Select the model with ``Loihi2SimCfg(select_tag="floating_pt" | "fixed_pt")``.  Both follow the
+reference step of :mod:`neurons.stbif`; the bias enters as charge at the first step after the
+host sets ``bias_pending`` (once per stream in LoCC, once per frame in reset mode).
+
+Fixed point, as on Loihi: the residual is a signed 24-bit integer ``v = q * threshold`` (so the
+threshold is the layer's scale in integer units and ``v`` starts at ``threshold / 2``; the
+threshold must be even), input currents and the bias are integers in the same units, and a
+spike leaves as a graded payload ``spike * payload`` (the scale in the next layer's fixed-point
+units).  Faults are never silent: a residual that would leave the 24-bit range is saturated and
+an odd threshold is refused, the model records the fault and its step in ``fault``, and
+:func:`raise_on_fault` (called by the host after each run) raises an error naming the layer.
+(A process model that raises inside Lava leaves the processes waiting on its ports blocked, so
+faults travel through a variable instead.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurons.lava_compat import import_lava
+
+import_lava()
+
+from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
+from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort  # noqa: E402
+from lava.magma.core.model.py.type import LavaPyType  # noqa: E402
+from lava.magma.core.process.ports.ports import InPort, OutPort  # noqa: E402
+from lava.magma.core.process.process import AbstractProcess  # noqa: E402
+from lava.magma.core.process.variable import Var  # noqa: E402
+from lava.magma.core.resources import CPU  # noqa: E402
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
+
+STATE_BITS = 24
+STATE_LIMIT = 2 ** (STATE_BITS - 1)
+
+
+class StateOverflowError(OverflowError):
+    """A fixed-point residual left its signed 24-bit range."""
+
+
+class STBIF(AbstractProcess):
+    """ST-BIF neurons of one layer.
+
+    ``scale``: the layer's quantisation step (float model) or its integer threshold (fixed model),
+    a scalar or one value per neuron; ``pos_max`` > 0 >= ``neg_min``: bounds of the released
+    count; ``bias``: charge added once after ``bias_pending`` is set (it starts set);
+    ``payload``: value sent per spike (defaults to ``scale``, i.e. the output current).
+    """
+
+    def __init__(self, *, shape: tuple[int, ...], scale, pos_max: int, neg_min: int = 0, bias=0,
+                 payload=None, name: str | None = None, **kwargs) -> None:
+        super().__init__(shape=shape, name=name, **kwargs)
+        if not (neg_min <= 0 < pos_max):
+            raise ValueError(f"{name}: ST-BIF bounds need neg_min <= 0 < pos_max")
+        scale = np.broadcast_to(np.asarray(scale, dtype=float), shape).copy()
+        if not np.all(scale > 0):
+            raise ValueError(f"{name}: ST-BIF scale (threshold) must be > 0")
+
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.scale = Var(shape=shape, init=scale)
+        self.payload = Var(shape=shape, init=np.broadcast_to(
+            scale if payload is None else np.asarray(payload, dtype=float), shape).copy())
+        self.pos_max = Var(shape=(1,), init=pos_max)
+        self.neg_min = Var(shape=(1,), init=neg_min)
+        self.bias = Var(shape=shape, init=np.broadcast_to(np.asarray(bias, dtype=float), shape).copy())
+        self.bias_pending = Var(shape=(1,), init=1)
+        self.q = Var(shape=shape, init=0.5 * scale)  # residual in input units: q_spec * scale
+        self.acc = Var(shape=shape, init=0)
+        self.spikes = Var(shape=shape, init=0)  # ternary spikes of the last step
+        self.fault = Var(shape=(2,), init=0)  # (fault code, first step with a fault)
+        self.layer_name = name or "ST-BIF"
+
+
+FAULT_OVERFLOW, FAULT_ODD_THRESHOLD = 1, 2
+
+
+def raise_on_fault(neuron: STBIF) -> None:
+    """Raise an error naming the layer if its fixed-point model recorded a fault."""
+    code, step = (int(v) for v in neuron.fault.get())
+    if code == FAULT_OVERFLOW:
+        raise StateOverflowError(f"{neuron.layer_name}: residual left the signed {STATE_BITS}-bit "
+                                 f"range at step {step} (fixed point); lower the input scale or "
+                                 "the weights' exponent")
+    if code == FAULT_ODD_THRESHOLD:
+        raise ValueError(f"{neuron.layer_name}: fixed-point thresholds must be even (the residual "
+                         "starts at threshold / 2)")
+
+
+def _step(model, current, threshold) -> np.ndarray:
+    """Shared ST-BIF update on ``model``'s state with residual ``q`` in input units."""
+    if model.bias_pending[0]:
+        current = current + model.bias
+        model.bias_pending[:] = 0
+    model.q[:] = model.q + current
+    pos = (model.q >= threshold) & (model.acc < model.pos_max[0])
+    neg = (model.q < 0) & (model.acc > model.neg_min[0])
+    spike = pos.astype(np.int32) - neg.astype(np.int32)
+    model.acc[:] = model.acc + spike
+    model.q[:] = model.q - spike * threshold
+    model.spikes[:] = spike
+    return spike
+
+
+@implements(proc=STBIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySTBIFFloat(PyLoihiProcessModel):
+    """Reference semantics in float64: ``q`` holds residual x scale, spikes carry ``payload``."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    scale: np.ndarray = LavaPyType(np.ndarray, float)
+    payload: np.ndarray = LavaPyType(np.ndarray, float)
+    pos_max: np.ndarray = LavaPyType(np.ndarray, int)
+    neg_min: np.ndarray = LavaPyType(np.ndarray, int)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    bias_pending: np.ndarray = LavaPyType(np.ndarray, int)
+    q: np.ndarray = LavaPyType(np.ndarray, float)
+    acc: np.ndarray = LavaPyType(np.ndarray, int)
+    spikes: np.ndarray = LavaPyType(np.ndarray, int)
+    fault: np.ndarray = LavaPyType(np.ndarray, int)
+
+    def run_spk(self) -> None:
+        spike = _step(self, self.a_in.recv(), self.scale)
+        self.s_out.send(spike * self.payload)
+
+
+@implements(proc=STBIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PySTBIFFixed(PyLoihiProcessModel):
+    """Integer state as on Loihi: 24-bit residual, integer threshold, graded integer payloads."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=STATE_BITS)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=STATE_BITS)
+    scale: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=STATE_BITS)
+    payload: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=STATE_BITS)
+    pos_max: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+    neg_min: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=STATE_BITS)
+    bias_pending: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    q: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=STATE_BITS)
+    acc: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=2)
+    fault: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=32)
+
+    def _record_fault(self, code: int) -> None:
+        if not self.fault[0]:
+            self.fault[:] = (code, self.time_step)
+
+    def run_spk(self) -> None:
+        current = self.a_in.recv().astype(np.int64)
+        if np.any(self.scale % 2):
+            self._record_fault(FAULT_ODD_THRESHOLD)
+        self.q = self.q.astype(np.int64)
+        spike = _step(self, current, self.scale)
+        if np.any(np.abs(self.q) >= STATE_LIMIT):
+            self._record_fault(FAULT_OVERFLOW)
+            np.clip(self.q, -STATE_LIMIT, STATE_LIMIT - 1, out=self.q)
+        self.q = self.q.astype(np.int32)
+        self.s_out.send(spike * self.payload)
