@@ -25,6 +25,18 @@ def pair(value) -> tuple[int, int]:
     return (int(a), int(b))
 
 
+def sliding_window_size(name: str, shape: Shape, kernel, stride, padding, what: str) -> tuple[int, int]:
+    """Output height and width of a ``kernel`` sliding over a ``(C, H, W)`` input."""
+    if len(shape) != 3:
+        raise GraphError(f"{name}: {what} needs a (C, H, W) input, got {shape}")
+    _, h, w = shape
+    (kh, kw), (sh, sw), (ph, pw) = pair(kernel), pair(stride), pair(padding)
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    if oh < 1 or ow < 1:
+        raise GraphError(f"{name}: input {shape} too small for {what} window {kh}x{kw}")
+    return oh, ow
+
+
 @dataclass(frozen=True)
 class Conv:
     name: str
@@ -41,10 +53,9 @@ class Conv:
 
     def out_shape(self, shapes: list[Shape]) -> Shape:
         (shape,) = shapes
-        if len(shape) != 3:
-            raise GraphError(f"{self.name}: conv needs a (C, H, W) input, got {shape}")
-        c, h, w = shape
         out_c, in_per_group, kh, kw = self.weight.shape
+        oh, ow = sliding_window_size(self.name, shape, (kh, kw), self.stride, self.padding, "conv")
+        c = shape[0]
         if c != in_per_group * self.groups or out_c % self.groups:
             raise GraphError(
                 f"{self.name}: weight {self.weight.shape} with groups={self.groups} "
@@ -52,10 +63,6 @@ class Conv:
             )
         if self.bias is not None and self.bias.shape != (out_c,):
             raise GraphError(f"{self.name}: bias shape {self.bias.shape}, expected ({out_c},)")
-        (sh, sw), (ph, pw) = pair(self.stride), pair(self.padding)
-        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        if oh < 1 or ow < 1:
-            raise GraphError(f"{self.name}: input {shape} too small for kernel {kh}x{kw}")
         return (out_c, oh, ow)
 
 
@@ -127,16 +134,11 @@ class _Pool:
 
     def out_shape(self, shapes: list[Shape]) -> Shape:
         (shape,) = shapes
-        if len(shape) != 3:
-            raise GraphError(f"{self.name}: pooling needs a (C, H, W) input, got {shape}")
-        c, h, w = shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        (kh, kw), (ph, pw) = pair(self.kernel), pair(self.padding)
         if 2 * ph > kh or 2 * pw > kw:
             raise GraphError(f"{self.name}: padding {self.padding} exceeds half the kernel")
-        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        if oh < 1 or ow < 1:
-            raise GraphError(f"{self.name}: input {shape} too small for pool {kh}x{kw}")
-        return (c, oh, ow)
+        oh, ow = sliding_window_size(self.name, shape, self.kernel, self.stride, self.padding, "pool")
+        return (shape[0], oh, ow)
 
 
 @dataclass(frozen=True)
