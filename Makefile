@@ -28,6 +28,7 @@ demo: install
 
 bench: install
 	$(PY) -m evals.bench
+	$(PY) -m evals.bench_lava
 
 lint: install
 	$(PY) -m ruff check .
