@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "lava.json").write_text(json.dumps(results, indent=2))
     for r in results:
-        print(f"{r['layer']:>8} {str(r['shape']):>14} {r['tag']:>11}  LIF {r['lif_ms_per_step']:.3f} ms/step  "
-              f"ST-BIF {r['stbif_ms_per_step']:.3f} ms/step  ratio {r['stbif_over_lif']:.2f}")
+        print(f"{r['layer']:>8} {str(r['shape']):>14} {r['tag']:>11}  "
+              f"LIF {r['lif_ms_per_step']:.3f} ms/step  ST-BIF {r['stbif_ms_per_step']:.3f} ms/step  "
+              f"ratio {r['stbif_over_lif']:.2f}")
     return 0
 
 
