@@ -58,3 +58,20 @@ def test_lava_backend_is_a_clear_one_line_error(capsys, tmp_path):
     assert main(["--backend", "lava", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "lava" in err[0]
+
+
+def test_nan_frames_are_a_one_line_error(monkeypatch, capsys, tmp_path):
+    import numpy as np
+
+    import evals.stream
+
+    def nan_video(frames, h, w, seed=0):
+        video = np.zeros((frames, 3, h, w), dtype=np.float32)
+        video[1, 0, 2, 3] = np.nan
+        return video
+
+    monkeypatch.setattr(evals.stream, "synthetic_video", nan_video)
+    assert main(["--backend", "torch", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NaN" in err[0]
+    assert not (tmp_path / "report.json").exists()
