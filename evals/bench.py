@@ -17,12 +17,12 @@ import torch
 from tqdm import tqdm
 
 from backends.registry import lower
+from evals.stream import PRECISIONS
 from evals.synthetic import synthetic_video
 from vistream_neuro.accounting import OpCounter
 from vistream_neuro.pipeline import convert_model, normalise
 from vistream_neuro.streaming import run_stream
 
-PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 CASES = [("mobilenetv2", (128, 64)), ("tiny", (64, 64))]
 
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("bench_results"))
     p.add_argument("--frames", type=int, default=8)
     args = p.parse_args(argv)
-    runs = [(m, s, prec) for m, s in CASES for prec in PRECISIONS]
+    runs = [(m, s, prec) for m, s in CASES for prec in ("float32", "float64")]
     results = [bench_stream(m, s, args.frames, prec) for m, s, prec in tqdm(runs, desc="bench")]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "stream.json"

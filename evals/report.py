@@ -39,6 +39,11 @@ def frame_energy(record: FrameRecord) -> dict[str, float]:
     return {name: m.snn_pj(record.ops) for name, m in ENERGY_MODELS.items()}
 
 
+def _mean_energy(records: list[FrameRecord]) -> dict[str, float]:
+    energies = [frame_energy(r) for r in records]
+    return {name: _mean(e[name] for e in energies) for name in ENERGY_MODELS}
+
+
 def snn_summary(records: list[FrameRecord], ann_macs: int) -> dict:
     steady = records[1:] or records
     return {
@@ -58,10 +63,8 @@ def snn_summary(records: list[FrameRecord], ann_macs: int) -> dict:
         "max_abs_err": max(r.max_abs_err for r in records),
         "level_mismatch_max": max(r.level_mismatch for r in records),
         "frames_not_converged": sum(not r.converged for r in records),
-        "energy_pj_per_frame": {name: _mean(frame_energy(r)[name] for r in records)
-                                for name in ENERGY_MODELS},
-        "energy_pj_per_frame_steady": {name: _mean(frame_energy(r)[name] for r in steady)
-                                       for name in ENERGY_MODELS},
+        "energy_pj_per_frame": _mean_energy(records),
+        "energy_pj_per_frame_steady": _mean_energy(steady),
     }
 
 

@@ -62,7 +62,7 @@ def test_floating_pt_matches_reference(pos_max, neg_min):
     currents = _currents(60, seed=pos_max)
     scale = np.linspace(0.2, 1.3, 60)
     out, acc, _ = _run(currents, "floating_pt", scale=scale, pos_max=pos_max, neg_min=neg_min,
-                       name="f", layer_name="f")
+                       name="f")
     spikes, ref_acc = _reference(currents, scale, pos_max, neg_min)
     np.testing.assert_array_equal(out, spikes * scale[:, None])
     np.testing.assert_array_equal(acc, ref_acc)
@@ -75,7 +75,7 @@ def test_fixed_pt_matches_reference_with_integer_state():
     currents = np.round(_currents(60, seed=3) * theta[:, None]).astype(np.int64)
     payload = np.full(60, 5)
     out, acc, q = _run(currents, "fixed_pt", scale=theta, payload=payload, pos_max=7, neg_min=-8,
-                       name="x", layer_name="x")
+                       name="x")
     spikes, ref_acc = _reference(currents, theta, 7, -8)
     np.testing.assert_array_equal(out, spikes * payload[:, None])
     np.testing.assert_array_equal(acc, ref_acc)
@@ -87,7 +87,7 @@ def test_fixed_pt_matches_reference_with_integer_state():
 def test_bias_enters_once(tag, scale, bias):
     """Constant charge: after it settles the count is Q(bias), however many steps follow."""
     out, acc, _ = _run(np.zeros((1, 12)), tag, scale=scale, bias=bias, pos_max=15, neg_min=0,
-                       name="b", layer_name="b")
+                       name="b")
     assert acc[0] == 4  # floor(1.1 / 0.25 + 0.5) = floor(282 / 64 + 0.5) = 4
     assert np.count_nonzero(out) == 4
 
@@ -97,10 +97,9 @@ def test_fixed_pt_overflow_is_an_error_naming_the_layer():
 
     with pytest.raises(StateOverflowError, match="layer3: residual left the signed 24-bit range"):
         _run(np.full((3, 4), 2**22), "fixed_pt", scale=64, pos_max=7, neg_min=-8,
-             name="layer3", layer_name="layer3")
+             name="layer3")
 
 
 def test_fixed_pt_rejects_odd_thresholds():
     with pytest.raises(ValueError, match="even"):
-        _run(np.zeros((1, 2), dtype=int), "fixed_pt", scale=63, pos_max=7, name="odd",
-             layer_name="odd")
+        _run(np.zeros((1, 2), dtype=int), "fixed_pt", scale=63, pos_max=7, name="odd")

@@ -38,18 +38,24 @@ def sliding_window_size(name: str, shape: Shape, kernel, stride, padding, what: 
 
 
 @dataclass(frozen=True)
-class Conv:
+class _OneInput:
+    """A node fed by exactly one other node."""
+
     name: str
     input: str
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+
+@dataclass(frozen=True)
+class Conv(_OneInput):
     weight: np.ndarray  # (out, in / groups, kh, kw)
     bias: np.ndarray | None = None  # (out,)
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     groups: int = 1
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
 
     def out_shape(self, shapes: list[Shape]) -> Shape:
         (shape,) = shapes
@@ -67,15 +73,9 @@ class Conv:
 
 
 @dataclass(frozen=True)
-class Linear:
-    name: str
-    input: str
+class Linear(_OneInput):
     weight: np.ndarray  # (out, in)
     bias: np.ndarray | None = None
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
 
     def out_shape(self, shapes: list[Shape]) -> Shape:
         (shape,) = shapes
@@ -85,18 +85,12 @@ class Linear:
 
 
 @dataclass(frozen=True)
-class Neuron:
+class Neuron(_OneInput):
     """ST-BIF neurons; converge to ``scale * clamp(round(x / scale), neg_min, pos_max)``."""
 
-    name: str
-    input: str
     scale: np.ndarray  # () or (C,)
     pos_max: int
     neg_min: int = 0
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
 
     def out_shape(self, shapes: list[Shape]) -> Shape:
         (shape,) = shapes
@@ -121,16 +115,10 @@ class Add:
 
 
 @dataclass(frozen=True)
-class _Pool:
-    name: str
-    input: str
+class _Pool(_OneInput):
     kernel: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int] = (0, 0)
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
 
     def out_shape(self, shapes: list[Shape]) -> Shape:
         (shape,) = shapes
@@ -153,13 +141,7 @@ class MaxPool(_Pool):
 
 
 @dataclass(frozen=True)
-class Flatten:
-    name: str
-    input: str
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
+class Flatten(_OneInput):
 
     def out_shape(self, shapes: list[Shape]) -> Shape:
         (shape,) = shapes
