@@ -6,7 +6,7 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from backends.torch_graph import TorchGraph, max_pool, scale_for
+from backends.torch_graph import TorchGraph, max_pool, payload_for, scale_for
 from neurons.sj_stbif import STBIFNeuron
 from vistream_neuro import ir
 
@@ -16,7 +16,8 @@ class SpikingJellySimulator:
         self.net = TorchGraph(graph, device, dtype)
         self.neurons = nn.ModuleDict({
             n.name: STBIFNeuron(scale_for(n, graph.shapes[n.name], "cpu", torch.float64),
-                                n.pos_max, n.neg_min, step_mode="s")
+                                n.pos_max, n.neg_min, step_mode="s",
+                                payload=payload_for(n, graph.shapes[n.name], "cpu", torch.float64))
             for n in graph.neurons
         }).to(device)
         self.reset()

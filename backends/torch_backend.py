@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from backends.torch_graph import TorchGraph, max_pool, scale_for
+from backends.torch_graph import TorchGraph, max_pool, payload_for, scale_for
 from neurons.stbif import quantize
 from vistream_neuro import ir
 
@@ -18,6 +18,9 @@ class DenseQANN:
         self.net = TorchGraph(graph, device, dtype)
         self._scales = {
             n.name: scale_for(n, graph.shapes[n.name], device, dtype) for n in graph.neurons
+        }
+        self._payloads = {
+            n.name: payload_for(n, graph.shapes[n.name], device, dtype) for n in graph.neurons
         }
         self._bounds = {
             n.name: (torch.tensor(float(n.pos_max), dtype=dtype, device=device),
@@ -37,7 +40,7 @@ class DenseQANN:
         return self.net.run(x.to(self.net.device, self.net.dtype), handlers, with_bias=True)
 
     def _quantize(self, node: ir.Neuron, x: torch.Tensor) -> torch.Tensor:
-        return quantize(x, self._scales[node.name], *self._bounds[node.name])
+        return quantize(x, self._scales[node.name], *self._bounds[node.name], self._payloads[node.name])
 
     def step(self, current: torch.Tensor | None) -> None:
         if current is not None:
@@ -55,7 +58,7 @@ class DenseQANN:
 
     def levels(self) -> dict[str, torch.Tensor]:
         return {
-            name: torch.round(self._values[name] / scale) for name, scale in self._scales.items()
+            name: torch.round(self._values[name] / payload) for name, payload in self._payloads.items()
         }
 
     def step_values(self) -> dict[str, torch.Tensor]:

@@ -20,12 +20,22 @@ def as_tensor(array: np.ndarray | None, device, dtype) -> torch.Tensor | None:
     return None if array is None else torch.as_tensor(array, dtype=dtype, device=device)
 
 
+def per_channel(array: np.ndarray, shape: ir.Shape, device, dtype) -> torch.Tensor:
+    """A scalar or per-channel array shaped to broadcast over a ``(N, *shape)`` batch."""
+    tensor = as_tensor(array, device, dtype)
+    if tensor.ndim == 1:
+        tensor = tensor.reshape(-1, *([1] * (len(shape) - 1)))
+    return tensor
+
+
 def scale_for(neuron: ir.Neuron, shape: ir.Shape, device, dtype) -> torch.Tensor:
-    """The neuron's scale shaped to broadcast over a ``(N, *shape)`` batch."""
-    scale = as_tensor(neuron.scale, device, dtype)
-    if scale.ndim == 1:
-        scale = scale.reshape(-1, *([1] * (len(shape) - 1)))
-    return scale
+    """The neuron's scale (threshold) shaped to broadcast over a ``(N, *shape)`` batch."""
+    return per_channel(neuron.scale, shape, device, dtype)
+
+
+def payload_for(neuron: ir.Neuron, shape: ir.Shape, device, dtype) -> torch.Tensor:
+    """What one released quantum of the neuron sends on, shaped like :func:`scale_for`."""
+    return per_channel(neuron.output_scale, shape, device, dtype)
 
 
 Handlers = dict[type, Callable[[ir.Node, torch.Tensor], torch.Tensor]]

@@ -27,10 +27,12 @@ class STBIFNeuron(base.MemoryModule):
     ``scale``: quantisation step ``s`` (> 0; a scalar, or a tensor that broadcasts against the
     input, e.g. shape ``(C, 1, 1)`` for per-channel scales of a conv output); ``pos_max`` > 0 and
     ``neg_min`` <= 0: bounds of the released count.
-    Forward returns the output current ``spike * scale``; ``spike`` holds the last ternary spikes.
+    ``payload``: what one released quantum sends on (defaults to ``scale``).
+    Forward returns the output current ``spike * payload``; ``spike`` holds the last ternary spikes.
     """
 
-    def __init__(self, scale, pos_max: int, neg_min: int = 0, step_mode: str = "s") -> None:
+    def __init__(self, scale, pos_max: int, neg_min: int = 0, step_mode: str = "s",
+                 payload=None) -> None:
         super().__init__()
         if int(pos_max) != pos_max or pos_max <= 0:
             raise ValueError(f"pos_max must be a positive integer, got {pos_max!r}")
@@ -40,6 +42,10 @@ class STBIFNeuron(base.MemoryModule):
         if (scale_t <= 0).any():
             raise ValueError(f"ST-BIF scale must be > 0, got {scale!r}")
         self.register_buffer("scale", scale_t)
+        payload_t = scale_t.clone() if payload is None else _param(payload, "payload")
+        if (payload_t <= 0).any():
+            raise ValueError(f"ST-BIF payload must be > 0, got {payload!r}")
+        self.register_buffer("payload", payload_t)
         self.register_buffer("pos_max", torch.tensor(float(pos_max), dtype=torch.float64))
         self.register_buffer("neg_min", torch.tensor(float(neg_min), dtype=torch.float64))
         self.step_mode = step_mode
@@ -50,20 +56,20 @@ class STBIFNeuron(base.MemoryModule):
     def extra_repr(self) -> str:
         return f"pos_max={int(self.pos_max)}, neg_min={int(self.neg_min)}, step_mode={self.step_mode}"
 
-    def _params_like(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Scale and bounds in ``x``'s dtype and device, converted once, not every step."""
+    def _params_like(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Scale, bounds and payload in ``x``'s dtype and device, converted once, not every step."""
         source, cast = self.__dict__.get("_cast", (None, None))
         if source is not self.scale or cast[0].dtype != x.dtype or cast[0].device != x.device:
-            cast = tuple(t.to(x) for t in (self.scale, self.pos_max, self.neg_min))
+            cast = tuple(t.to(x) for t in (self.scale, self.pos_max, self.neg_min, self.payload))
             self.__dict__["_cast"] = (self.scale, cast)  # dropped when .to() replaces the buffer
         return cast
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.q is None or self.q.shape != x.shape:
             self.q, self.acc = initial_state(x)
-        scale, pos_max, neg_min = self._params_like(x)
+        scale, pos_max, neg_min, payload = self._params_like(x)
         self.spike, self.q, self.acc = stbif_step(x, self.q, self.acc, scale, pos_max, neg_min)
-        return self.spike * scale
+        return self.spike * payload
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.single_step_forward(x) for x in x_seq])
@@ -77,7 +83,7 @@ class STBIFNeuron(base.MemoryModule):
 
     @property
     def accumulated(self) -> torch.Tensor:
-        """Output released since the last reset, ``scale * acc``."""
+        """Output released since the last reset, ``payload * acc``."""
         if self.acc is None:
             raise RuntimeError("STBIFNeuron has no state before its first step")
-        return self.acc * self.scale.to(self.acc)
+        return self.acc * self.payload.to(self.acc)

@@ -44,8 +44,13 @@ def stbif_step(
 
 
 def quantize(
-    x: torch.Tensor, scale: torch.Tensor, pos_max: torch.Tensor, neg_min: torch.Tensor
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    pos_max: torch.Tensor,
+    neg_min: torch.Tensor,
+    payload: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The QANN activation the neuron converges to: ``s * clamp(floor(x/s + 0.5), neg_min, pos_max)``."""
-    level = torch.floor(x / scale + 0.5)
-    return scale * torch.minimum(torch.maximum(level, neg_min), pos_max)
+    """The QANN activation the neuron converges to: ``p * clamp(floor(x/s + 0.5), neg_min, pos_max)``
+    with ``p`` the payload per released quantum (the scale unless given)."""
+    level = torch.minimum(torch.maximum(torch.floor(x / scale + 0.5), neg_min), pos_max)
+    return (scale if payload is None else payload) * level

@@ -86,18 +86,29 @@ class Linear(_OneInput):
 
 @dataclass(frozen=True)
 class Neuron(_OneInput):
-    """ST-BIF neurons; converge to ``scale * clamp(round(x / scale), neg_min, pos_max)``."""
+    """ST-BIF neurons; converge to ``payload * clamp(round(x / scale), neg_min, pos_max)``.
+
+    ``scale`` is the threshold (the quantisation step of the input); ``payload`` is what one
+    released quantum sends on (defaults to ``scale``).  They differ in fixed-point graphs, where
+    the threshold is in the units of the neuron's input and the payload in its consumers'.
+    """
 
     scale: np.ndarray  # () or (C,)
     pos_max: int
     neg_min: int = 0
+    payload: np.ndarray | None = None  # () or (C,); None: the scale
+
+    @property
+    def output_scale(self) -> np.ndarray:
+        return self.scale if self.payload is None else self.payload
 
     def out_shape(self, shapes: list[Shape]) -> Shape:
         (shape,) = shapes
-        if self.scale.ndim > 1 or (self.scale.ndim == 1 and self.scale.shape[0] != shape[0]):
-            raise GraphError(f"{self.name}: scale {self.scale.shape} does not fit {shape}")
-        if not (np.all(np.isfinite(self.scale)) and np.all(self.scale > 0)):
-            raise GraphError(f"{self.name}: scales must be finite and > 0")
+        for what, value in (("scale", self.scale), ("payload", self.output_scale)):
+            if value.ndim > 1 or (value.ndim == 1 and value.shape[0] != shape[0]):
+                raise GraphError(f"{self.name}: {what} {value.shape} does not fit {shape}")
+            if not (np.all(np.isfinite(value)) and np.all(value > 0)):
+                raise GraphError(f"{self.name}: {what}s must be finite and > 0")
         if not (self.neg_min <= 0 < self.pos_max):
             raise GraphError(f"{self.name}: bounds need neg_min <= 0 < pos_max")
         return shape

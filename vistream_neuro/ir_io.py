@@ -20,7 +20,7 @@ from vistream_neuro import ir
 FORMAT, VERSION = "vistream-neuro/spiking-graph", 1
 NODE_TYPES = {cls.__name__: cls for cls in (ir.Conv, ir.Linear, ir.Neuron, ir.Add, ir.AvgPool,
                                             ir.MaxPool, ir.Flatten)}
-_ARRAYS = {"weight", "bias", "scale"}
+_ARRAYS = {"weight", "bias", "scale", "payload"}
 
 
 def save_graph(graph: ir.SpikingGraph, path: str | Path) -> None:
