@@ -12,7 +12,7 @@ from vistream_neuro.simulator import Simulator
 BACKENDS: dict[str, str] = {
     "torch": "backends.torch_backend",
     "spikingjelly": "backends.spikingjelly_backend",
-    "lava": "backends.lava_backend",
+    "lava": "backends.lava",
 }
 
 
@@ -31,9 +31,14 @@ def lower(
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float64,
+    fixed_point: bool = False,
 ) -> Simulator:
-    """Build a simulator of ``graph`` on ``backend`` (``torch`` is the dense QANN reference)."""
+    """Build a simulator of ``graph`` on ``backend`` (``torch`` is the dense QANN reference).
+
+    ``fixed_point``: ``graph`` is integer-valued (``vistream_neuro.fixed_point``); backends with
+    an integer mode (Lava ``fixed_pt``) use it, the others are exact on such graphs anyway.
+    """
     if backend not in BACKENDS:
         raise UnknownBackendError(backend)
     module = importlib.import_module(BACKENDS[backend])
-    return module.lower(graph, device=torch.device(device), dtype=dtype)
+    return module.lower(graph, device=torch.device(device), dtype=dtype, fixed_point=fixed_point)

@@ -72,6 +72,9 @@ class SpikingJellySimulator:
     def step_values(self) -> dict[str, torch.Tensor]:
         return self._values
 
+    def close(self) -> None:
+        """Nothing lives outside this process."""
 
-def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype):
+
+def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, fixed_point: bool = False):
     return SpikingJellySimulator(graph, device, dtype)

@@ -64,6 +64,10 @@ class DenseQANN:
     def step_values(self) -> dict[str, torch.Tensor]:
         return self._values
 
+    def close(self) -> None:
+        """Nothing lives outside this process."""
 
-def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype) -> DenseQANN:
+
+def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype,
+          fixed_point: bool = False) -> DenseQANN:
     return DenseQANN(graph, device, dtype)

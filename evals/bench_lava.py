@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from backends.lava_timing import compare_neurons
+from backends.lava.timing import compare_neurons
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,8 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
     summary = snn_summary(records, ann_macs)
     summary["metrics"] = {}
     summary["qann_cosine_to_ann"] = result.qann_cosine_to_ann
+    if result.fixed_cosine_to_qann is not None:
+        summary["fixed_cosine_to_float_qann"] = result.fixed_cosine_to_qann
     summary["energy_models"] = {name: m.source for name, m in ENERGY_MODELS.items()}
     if config.compare:
         summary["compare"] = {

@@ -88,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run dense ANN, QANN, reset and locc on the same frames in one process")
     p.add_argument("--t-max", type=_positive, default=512, help="max time steps per frame")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--precision", choices=tuple(PRECISIONS), default="float64")
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="float64",
+                   help="float64 (default), float32, or fixed: the integer graph (Lava fixed_pt)")
+    p.add_argument("--force", action="store_true",
+                   help="run on Lava even when the estimated time is impractical")
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="report directory")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -110,7 +113,8 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         frames=args.frames, input_size=args.input_size or models.DEFAULT_INPUT_SIZE[args.model],
         crop=args.crop, act_bits=args.act_bits, calibration=args.calibration, mode=args.mode,
         compare=args.compare,
-        t_max=args.t_max, device=args.device, precision=args.precision, seed=args.seed)
+        t_max=args.t_max, device=args.device, precision=args.precision, seed=args.seed,
+        force=args.force)
 
 
 def main(argv: list[str] | None = None) -> int:

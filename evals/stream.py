@@ -13,15 +13,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from backends.lava_estimate import check_lava_run
 from backends.registry import lower
 from evals.synthetic import synthetic_video
 from vistream_neuro import ir
 from vistream_neuro.accounting import FrameOps, OpCounter, dense_macs
-from vistream_neuro.pipeline import convert_model, normalise
+from vistream_neuro.fixed_point import to_fixed_point
+from vistream_neuro.pipeline import convert_model, normalise, pixel_unit
 from vistream_neuro.streaming import FrameResult, run_stream
 from vistream_neuro.video import VideoError, read_video
 
-PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
+# fixed: the integer graph (vistream_neuro.fixed_point), exact in float64 and in Lava fixed_pt
+PRECISIONS = {"float64": torch.float64, "float32": torch.float32, "fixed": torch.float64}
 
 
 @dataclass
@@ -42,6 +45,7 @@ class StreamConfig:
     device: str = "cpu"
     precision: str = "float64"
     seed: int = 0
+    force: bool = False  # run on Lava even when the estimated time is impractical
 
 
 @dataclass
@@ -62,6 +66,7 @@ class StreamResult:
     ann_macs: dict[str, int]  # per layer, one dense pass
     runs: dict[str, list[FrameRecord]] = field(default_factory=dict)  # per mode
     qann_cosine_to_ann: float = float("nan")
+    fixed_cosine_to_qann: float | None = None  # --precision fixed: integer vs float QANN outputs
 
 
 def load_frames(config: StreamConfig) -> torch.Tensor:
@@ -91,20 +96,36 @@ def stream_compare(config: StreamConfig) -> StreamResult:
     frames = normalise(load_frames(config).double(), config.model)
     net = convert_model(config.model, frames, config.act_bits, config.seed, config.weights,
                         config.calibration)
-    dtype = PRECISIONS[config.precision]
+    dtype, fixed = PRECISIONS[config.precision], config.precision == "fixed"
     modes = ["reset", "locc"] if config.compare else [config.mode]
     batch = [f[None] for f in frames]
-    result = StreamResult(net.graph, dense_macs(net.graph), {m: [] for m in modes})
-    reference = run_stream(lower(net.graph, "torch", device=config.device, dtype=dtype), batch, "reset")
-    streams = [run_stream(lower(net.graph, config.backend, device=config.device, dtype=dtype), batch,
-                          mode, config.t_max, OpCounter(net.graph, config.device)) for mode in modes]
-    cosines = []
-    for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True), total=len(batch),
-                                       desc="frames", disable=None, leave=False):
-        for mode, res in zip(modes, simulated, strict=True):
-            result.runs[mode].append(_record(ref, res))
-        with torch.no_grad():
-            ann_out = net.ann(frame).flatten(1)
-        cosines.append(F.cosine_similarity(ann_out, ref.output.double().cpu().flatten(1)).item())
+    graph, inputs, decode = net.graph, batch, (lambda y: y)
+    if fixed:
+        fx = to_fixed_point(net.graph, pixel_unit(config.model))
+        graph, inputs, decode = fx.graph, [fx.encode(f) for f in batch], fx.decode
+    if config.backend == "lava":
+        check_lava_run(graph, len(batch) * len(modes), config.force)
+    result = StreamResult(graph, dense_macs(graph), {m: [] for m in modes})
+    reference = run_stream(lower(graph, "torch", device=config.device, dtype=dtype), inputs, "reset")
+    sims = [lower(graph, config.backend, device=config.device, dtype=dtype, fixed_point=fixed)
+            for _ in modes]
+    streams = [run_stream(sim, inputs, mode, config.t_max, OpCounter(graph, config.device))
+               for sim, mode in zip(sims, modes, strict=True)]
+    cosines, fixed_cosines = [], []
+    try:
+        for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True), total=len(batch),
+                                           desc="frames", disable=None, leave=False):
+            for mode, res in zip(modes, simulated, strict=True):
+                result.runs[mode].append(_record(ref, res))
+            qann_out = decode(ref.output.double().cpu()).flatten(1)
+            with torch.no_grad():
+                cosines.append(F.cosine_similarity(net.ann(frame).flatten(1), qann_out).item())
+                if fixed:
+                    fixed_cosines.append(F.cosine_similarity(net.qann(frame).flatten(1), qann_out).item())
+    finally:
+        for sim in sims:
+            sim.close()
     result.qann_cosine_to_ann = sum(cosines) / len(cosines)
+    if fixed:
+        result.fixed_cosine_to_qann = sum(fixed_cosines) / len(fixed_cosines)
     return result

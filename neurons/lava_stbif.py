@@ -1,15 +1,17 @@
 """ST-BIF as a Lava process, with a floating-point and a bit-accurate fixed-point process model.
 
 Select the model with ``Loihi2SimCfg(select_tag="floating_pt" | "fixed_pt")``.  Both follow the
-reference step of :mod:`neurons.stbif`; the bias enters as charge at the first step after the
-host sets ``bias_pending`` (once per stream in LoCC, once per frame in reset mode).
+reference step of :mod:`neurons.stbif`; the bias enters as charge once, ``bias_pending`` steps
+after the host sets it (counting this step as 1): once per stream in LoCC, once per frame in reset
+mode, and delayed by the layer's depth in a network whose synapses delay by one step per hop.
 
 Fixed point, as on Loihi: the residual is a signed 24-bit integer ``v = q * threshold`` (so the
 threshold is the layer's scale in integer units and ``v`` starts at ``threshold / 2``; the
 threshold must be even), input currents and the bias are integers in the same units, and a
 spike leaves as a graded payload ``spike * payload`` (the scale in the next layer's fixed-point
-units).  Faults are never silent: a residual that would leave the 24-bit range is saturated and
-an odd threshold is refused, the model records the fault and its step in ``fault``, and
+units).  Faults are never silent: a residual that would leave the 24-bit range is saturated, an
+input current that does not fit a 24-bit message and an odd threshold are refused; the model
+records the fault and its step in ``fault``, and
 :func:`raise_on_fault` (called by the host after each run) raises an error naming the layer.
 (A process model that raises inside Lava leaves the processes waiting on its ports blocked, so
 faults travel through a variable instead.)
@@ -20,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurons.lava_compat import import_lava
+from neurons.lava_reset import Resettable
 
 import_lava()
 
@@ -47,12 +50,13 @@ class STBIF(AbstractProcess):
     ``scale``: the layer's quantisation step (float model) or its integer threshold (fixed model),
     a scalar or one value per neuron; ``pos_max`` > 0 >= ``neg_min``: bounds of the released
     count; ``bias``: charge added once after ``bias_pending`` is set (it starts set);
-    ``payload``: value sent per spike (defaults to ``scale``, i.e. the output current).
+    ``payload``: value sent per spike (defaults to ``scale``, i.e. the output current);
+    ``bias_delay``: steps the bias waits after a reset (the layer's depth in synaptic hops).
     """
 
     def __init__(self, *, shape: tuple[int, ...], scale, pos_max: int, neg_min: int = 0, bias=0,
-                 payload=None, name: str | None = None, **kwargs) -> None:
-        super().__init__(shape=shape, name=name, **kwargs)
+                 payload=None, bias_delay: int = 0, name: str | None = None, **kwargs) -> None:
+        super().__init__(shape=shape, name=name, bias_delay=bias_delay, **kwargs)
         if not (neg_min <= 0 < pos_max):
             raise ValueError(f"{name}: ST-BIF bounds need neg_min <= 0 < pos_max")
         scale = np.broadcast_to(np.asarray(scale, dtype=float), shape).copy()
@@ -67,15 +71,16 @@ class STBIF(AbstractProcess):
         self.pos_max = Var(shape=(1,), init=pos_max)
         self.neg_min = Var(shape=(1,), init=neg_min)
         self.bias = Var(shape=shape, init=np.broadcast_to(np.asarray(bias, dtype=float), shape).copy())
-        self.bias_pending = Var(shape=(1,), init=1)
+        self.bias_pending = Var(shape=(1,), init=bias_delay + 1)  # steps until the bias enters
         self.q = Var(shape=shape, init=0.5 * scale)  # residual in input units: q_spec * scale
         self.acc = Var(shape=shape, init=0)
         self.spikes = Var(shape=shape, init=0)  # ternary spikes of the last step
         self.fault = Var(shape=(2,), init=0)  # (fault code, first step with a fault)
+        self.epoch = Var(shape=(1,), init=0)  # bumped by the host: back to the initial state
         self.layer_name = name or "ST-BIF"
 
 
-FAULT_OVERFLOW, FAULT_ODD_THRESHOLD = 1, 2
+FAULT_OVERFLOW, FAULT_ODD_THRESHOLD, FAULT_INPUT_RANGE = 1, 2, 3
 
 
 def raise_on_fault(neuron: STBIF) -> None:
@@ -85,16 +90,30 @@ def raise_on_fault(neuron: STBIF) -> None:
         raise StateOverflowError(f"{neuron.layer_name}: residual left the signed {STATE_BITS}-bit "
                                  f"range at step {step} (fixed point); lower the input scale or "
                                  "the weights' exponent")
+    if code == FAULT_INPUT_RANGE:
+        raise StateOverflowError(f"{neuron.layer_name}: input current at step {step} does not fit a "
+                                 f"signed {STATE_BITS}-bit message (fixed point); lower the input "
+                                 "scale or the weights' exponent")
     if code == FAULT_ODD_THRESHOLD:
         raise ValueError(f"{neuron.layer_name}: fixed-point thresholds must be even (the residual "
                          "starts at threshold / 2)")
 
 
+class _STBIFModel(Resettable, PyLoihiProcessModel):
+    def reset_state(self) -> None:
+        self.q = (self.scale // 2 if self.q.dtype.kind == "i" else 0.5 * self.scale).astype(self.q.dtype)
+        self.acc = np.zeros_like(self.acc)
+        self.spikes = np.zeros_like(self.spikes)
+        self.bias_pending[:] = self.proc_params["bias_delay"] + 1
+
+
 def _step(model, current, threshold) -> np.ndarray:
     """Shared ST-BIF update on ``model``'s state with residual ``q`` in input units."""
-    if model.bias_pending[0]:
-        current = current + model.bias
-        model.bias_pending[:] = 0
+    model.reset_if_asked()
+    if model.bias_pending[0] > 0:
+        model.bias_pending[:] = model.bias_pending - 1
+        if model.bias_pending[0] == 0:
+            current = current + model.bias
     model.q[:] = model.q + current
     pos = (model.q >= threshold) & (model.acc < model.pos_max[0])
     neg = (model.q < 0) & (model.acc > model.neg_min[0])
@@ -108,7 +127,7 @@ def _step(model, current, threshold) -> np.ndarray:
 @implements(proc=STBIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PySTBIFFloat(PyLoihiProcessModel):
+class PySTBIFFloat(_STBIFModel):
     """Reference semantics in float64: ``q`` holds residual x scale, spikes carry ``payload``."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
@@ -132,7 +151,7 @@ class PySTBIFFloat(PyLoihiProcessModel):
 @implements(proc=STBIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
-class PySTBIFFixed(PyLoihiProcessModel):
+class PySTBIFFixed(_STBIFModel):
     """Integer state as on Loihi: 24-bit residual, integer threshold, graded integer payloads."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=STATE_BITS)
@@ -142,7 +161,7 @@ class PySTBIFFixed(PyLoihiProcessModel):
     pos_max: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
     neg_min: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=STATE_BITS)
-    bias_pending: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    bias_pending: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
     q: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=STATE_BITS)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
     spikes: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=2)
@@ -154,6 +173,8 @@ class PySTBIFFixed(PyLoihiProcessModel):
 
     def run_spk(self) -> None:
         current = self.a_in.recv().astype(np.int64)
+        if np.any(np.abs(current) >= STATE_LIMIT):
+            self._record_fault(FAULT_INPUT_RANGE)
         if np.any(self.scale % 2):
             self._record_fault(FAULT_ODD_THRESHOLD)
         self.q = self.q.astype(np.int64)

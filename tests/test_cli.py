@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from evals.run import main
+from tests.conftest import requires_lava
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,10 +55,22 @@ def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path):
     assert not (tmp_path / "report.json").exists()
 
 
-def test_lava_backend_is_a_clear_one_line_error(capsys, tmp_path):
-    assert main(["--backend", "lava", "--out", str(tmp_path)]) == 2
+@requires_lava
+def test_lava_fixed_point_run_equals_the_integer_qann(tmp_path):
+    result = _cli("--backend", "lava", "--precision", "fixed", "--compare", "--frames", "4",
+                  "--input-size", "32x48", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "report.json").read_text())["summary"]
+    assert summary["max_abs_err"] == 0 and summary["compare"]["locc"]["max_abs_err"] == 0
+    assert 0.95 < summary["fixed_cosine_to_float_qann"] <= 1
+
+
+def test_impractical_lava_run_is_one_line_with_the_estimate(capsys, tmp_path):
+    assert main(["--backend", "lava", "--model", "resnet50", "--input-size", "256x256", "--frames", "50",
+                 "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "lava" in err[0]
+    assert len(err) == 1 and "min estimated" in err[0] and "--force" in err[0], err
+    assert not (tmp_path / "report.json").exists()
 
 
 def test_nan_frames_are_a_one_line_error(monkeypatch, capsys, tmp_path):

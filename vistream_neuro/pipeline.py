@@ -31,6 +31,13 @@ def normalise(frames: torch.Tensor, model: str) -> torch.Tensor:
     return (frames - mean) / std
 
 
+def pixel_unit(model: str) -> float:
+    """One 8-bit pixel step in the model's (normalised) input units: the integer input grid of
+    fixed-point execution, so integer frames and their differences lose nothing."""
+    norm = models.NORMALISATION[model]
+    return 1.0 / 255.0 if norm is None else 1.0 / (255.0 * max(norm[1]))
+
+
 def convert_model(
     model: str,
     calibration_frames: torch.Tensor,

@@ -31,3 +31,6 @@ class Simulator(Protocol):
 
     def step_values(self) -> dict[str, torch.Tensor]:
         """What each node (and ``"input"``) carried in the last step: currents, spikes x scale."""
+
+    def close(self) -> None:
+        """Release what the simulator holds outside this process (Lava's runtime)."""
