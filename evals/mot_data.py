@@ -1,0 +1,339 @@
+"""Multi-object tracking data: a synthetic MOT generator and MOTChallenge folder IO.
+
+The synthetic sequences give the MOT (and later MOTS) tasks ground truth with the hard parts of real
+data (objects entering and leaving, occlusion, noise) without downloading MOT17.  The reader takes
+real MOTChallenge folders (``seqinfo.ini``, ``img1/``, ``gt/gt.txt``, ``det/det.txt``), so results on
+synthetic and public data come from one code path.  Boxes are ``x, y, w, h`` in pixels, kept as the
+files have them; the generator uses the pixel grid, a box ``x..x+w`` covering columns ``x..x+w-1``.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import configparser
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from evals.synthetic import _texture
+
+GT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
+DET_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf")
+SEQINFO_KEYS = ("imDir", "frameRate", "seqLength", "imWidth", "imHeight", "imExt")
+
+
+class MotDataError(ValueError):
+    """Malformed or incomplete MOTChallenge data; the message names the file (and line)."""
+
+
+@dataclass
+class MotSequence:
+    """One sequence: frames ``(T, 3, H, W)`` float32 RGB in [0, 1] and MOTChallenge rows.
+
+    ``gt`` is ``(N, 9)`` (GT_COLUMNS, frames 1-based), ``det`` is ``(M, 7)`` (DET_COLUMNS) or None,
+    ``masks`` maps ``(frame, id)`` to the object's visible pixels (synthetic data only).
+    """
+
+    name: str
+    frames: np.ndarray
+    frame_rate: float
+    gt: np.ndarray
+    det: np.ndarray | None = None
+    masks: dict[tuple[int, int], np.ndarray] | None = None
+    path: Path | None = None
+
+
+def boxes_at(rows: np.ndarray, frame: int) -> np.ndarray:
+    """The rows (gt or det) of one 1-based frame."""
+    return rows[rows[:, 0] == frame]
+
+
+def _sprite(rng: np.random.Generator, oh: int, ow: int, colour: tuple[float, float, float]):
+    """A pedestrian-like blob: an ellipse or a rounded rectangle with its own texture and colour."""
+    power = 2.0 if rng.random() < 0.5 else 4.0
+    yy, xx = np.mgrid[:oh, :ow] + 0.5
+    mask = np.abs(2 * yy / oh - 1) ** power + np.abs(2 * xx / ow - 1) ** power <= 1.0
+    texture = 0.45 * _texture(rng, oh, ow, octaves=2) + 0.55 * np.asarray(colour)[:, None, None]
+    return texture, mask
+
+
+def _trajectory(rng: np.random.Generator, role: int, frames: int, width: int, ow: int) -> np.ndarray:
+    """x positions for frames 0..T-1: a border-to-border walk with near-constant speed.
+
+    Role 0 leaves at 30-85 % of the sequence, role 1 enters at 10-60 %, role 2 is anywhere, so a
+    sequence of a few dozen frames with >= 2 objects has both events.  The random acceleration is
+    pinned at the planned entry or exit time so the events survive it.
+    """
+    speed = rng.uniform(0.012, 0.025) * width
+    span = (width + ow) / speed  # frames from fully outside one border to fully outside the other
+    if role == 0:
+        anchor = rng.uniform(0.3, 0.85) * frames
+        t_in = anchor - span
+    elif role == 1:
+        t_in = anchor = rng.uniform(0.1, 0.6) * frames
+    else:
+        t_in = rng.uniform(0.3, 0.7) * frames - span / 2
+        anchor = t_in
+    start = int(np.floor(min(anchor, 0.0)))
+    t = np.arange(start, frames)
+    wobble = np.cumsum(np.cumsum(rng.normal(0.0, 0.0002 * width, size=t.size)))
+    wobble -= np.interp(anchor, t, wobble)
+    x = -ow + speed * (t - t_in) + wobble
+    if rng.random() < 0.5:  # walk right to left instead
+        x = width - ow - x
+    return x[-frames:]
+
+
+def synthetic_mot(
+    name: str = "synth-01", frames: int = 40, height: int = 120, width: int = 160, objects: int = 6,
+    seed: int = 0, noise: float = 0.01,
+) -> MotSequence:
+    """A seeded pedestrian-like MOT sequence with gt, detections and instance masks.
+
+    The object whose feet are lower in the image is nearer and drawn in front; gt rows exist while
+    any object pixel is inside the image, with the full (possibly cut) box and the visible fraction.
+    """
+    if frames < 2 or height < 16 or width < 16 or objects < 1:
+        raise ValueError(f"synthetic MOT needs frames >= 2, size >= 16x16 and objects >= 1, got "
+                         f"{frames}, {height}x{width}, {objects}")
+    rng = np.random.default_rng(seed)
+    background = 0.2 + 0.6 * _texture(rng, height, width)
+    hues = rng.permutation(objects) / objects
+    tracks = []
+    for i in range(objects):
+        oh = int(round(rng.uniform(0.2, 0.45) * height))
+        ow = max(3, int(round(oh * rng.uniform(0.35, 0.55))))
+        texture, mask = _sprite(rng, oh, ow, colorsys.hsv_to_rgb(hues[i], 0.8, 0.9))
+        x = _trajectory(rng, i % 3, frames, width, ow)
+        drift = rng.normal(0.0, 0.2) * np.arange(frames) + np.cumsum(rng.normal(0.0, 0.1, frames))
+        y = np.clip(rng.uniform(0.25, 0.5) * height + drift, 0, height - oh)
+        tracks.append((texture, mask, np.round(x).astype(int), np.round(y).astype(int)))
+
+    video = np.empty((frames, 3, height, width), dtype=np.float32)
+    gt, masks = [], {}
+    for t in range(frames):
+        frame = background.copy()
+        labels = np.zeros((height, width), dtype=np.int32)
+        order = sorted(range(objects), key=lambda k: (tracks[k][3][t] + tracks[k][1].shape[0], k))
+        for k in order:  # far to near
+            texture, mask, xs, ys = tracks[k]
+            x, y, (oh, ow) = xs[t], ys[t], mask.shape
+            x0, x1, y0, y1 = max(x, 0), min(x + ow, width), max(y, 0), min(y + oh, height)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            part = mask[y0 - y:y1 - y, x0 - x:x1 - x]
+            frame[:, y0:y1, x0:x1][:, part] = texture[:, y0 - y:y1 - y, x0 - x:x1 - x][:, part]
+            labels[y0:y1, x0:x1][part] = k + 1
+        for k, (_, mask, xs, ys) in enumerate(tracks):
+            x0, y0, (oh, ow) = xs[t], ys[t], mask.shape
+            inside = mask[max(-y0, 0):max(height - y0, 0), max(-x0, 0):max(width - x0, 0)].any()
+            if not inside:
+                continue
+            visible = labels == k + 1
+            masks[(t + 1, k + 1)] = visible
+            gt.append((t + 1, k + 1, x0, y0, ow, oh, 1, 1, visible.sum() / mask.sum()))
+        frame += noise * rng.standard_normal(frame.shape)
+        video[t] = np.clip(frame, 0.0, 1.0)
+    gt = np.array(gt, dtype=np.float64).reshape(-1, 9)
+    return MotSequence(name, video, 25.0, gt, _detections(rng, gt), masks)
+
+
+def _detections(rng: np.random.Generator, gt: np.ndarray) -> np.ndarray:
+    """Detector-like output from gt: objects at least a quarter visible, jittered, with a score."""
+    seen = gt[gt[:, 8] >= 0.25]
+    boxes = seen[:, 2:6] + rng.normal(0.0, 0.03, (len(seen), 4)) * seen[:, [4, 5, 4, 5]]
+    conf = np.clip(0.4 + 0.5 * seen[:, 8] + rng.normal(0.0, 0.05, len(seen)), 0.0, 1.0)
+    det = np.column_stack([seen[:, 0], -np.ones(len(seen)), boxes, conf])
+    return np.round(det, 2)
+
+
+def synthetic_mot_dataset(sequences: int = 2, **kwargs) -> list[MotSequence]:
+    """``synth-01``, ``synth-02``, ...: one seed per sequence, offset by ``seed`` if given."""
+    seed = kwargs.pop("seed", 0)
+    return [synthetic_mot(name=f"synth-{i + 1:02d}", seed=seed + i, **kwargs) for i in range(sequences)]
+
+
+def _number(v: float) -> str:
+    """Shortest plain text for a value: integers without a point, else up to 5 decimals."""
+    text = f"{v:.5f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _write_rows(path: Path, rows: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(",".join(_number(v) for v in row) + "\n" for row in rows))
+
+
+def write_mot(seq: MotSequence, root: Path) -> Path:
+    """Write ``root/<name>`` in the MOT17 layout; built in a temporary folder, renamed at the end.
+
+    An existing ``root/<name>`` is replaced.  JPEG frames (quality 95) make this a lossy round trip.
+    """
+    root = Path(root)
+    if not seq.name or Path(seq.name).name != seq.name or seq.name.startswith("."):
+        raise MotDataError(f"{root}: sequence name {seq.name!r} is not a plain folder name")
+    n, channels, h, w = seq.frames.shape
+    if channels != 3:
+        raise MotDataError(f"{root / seq.name}: frames must be (T, 3, H, W), got {seq.frames.shape}")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{seq.name}.", dir=root))
+    try:
+        rate = int(seq.frame_rate) if float(seq.frame_rate).is_integer() else seq.frame_rate
+        (tmp / "seqinfo.ini").write_text(
+            f"[Sequence]\nname={seq.name}\nimDir=img1\nframeRate={rate}\nseqLength={n}\n"
+            f"imWidth={w}\nimHeight={h}\nimExt=.jpg\n")
+        (tmp / "img1").mkdir()
+        images = (np.clip(seq.frames, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
+        for i, image in enumerate(images):
+            file = tmp / "img1" / f"{i + 1:06d}.jpg"
+            if not cv2.imwrite(str(file), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95]):
+                raise MotDataError(f"{file}: OpenCV could not write this image")
+        if len(seq.gt):  # no gt file rather than an empty one, which reads as an error
+            _write_rows(tmp / "gt" / "gt.txt", seq.gt.reshape(-1, 9))
+        if seq.det is not None:
+            det = seq.det.reshape(-1, 7)
+            _write_rows(tmp / "det" / "det.txt", np.column_stack(
+                [det[:, 0], -np.ones(len(det)), det[:, 2:7], -np.ones((len(det), 3))]))
+        target = root / seq.name
+        old = root / f".{seq.name}.old" if target.exists() else None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _read_seqinfo(path: Path) -> dict:
+    file = path / "seqinfo.ini"
+    if not file.is_file():
+        raise MotDataError(f"{file}: missing (not a MOTChallenge sequence folder)")
+    parser = configparser.ConfigParser()
+    try:
+        parser.read_string(file.read_text())
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise MotDataError(f"{file}: not a readable ini file ({str(exc).splitlines()[0]})") from None
+    if not parser.has_section("Sequence"):
+        raise MotDataError(f"{file}: no [Sequence] section")
+    section = parser["Sequence"]
+    missing = [key for key in SEQINFO_KEYS if key not in section]
+    if missing:
+        raise MotDataError(f"{file}: missing keys {', '.join(missing)} in [Sequence]")
+    info = {"name": section.get("name", path.name), "imDir": section["imDir"], "imExt": section["imExt"]}
+    for key, kind in (("frameRate", float), ("seqLength", int), ("imWidth", int), ("imHeight", int)):
+        try:
+            info[key] = kind(section[key])
+        except ValueError:
+            raise MotDataError(f"{file}: {key}={section[key]!r} is not a number") from None
+        if info[key] <= 0:
+            raise MotDataError(f"{file}: {key}={section[key]} must be positive")
+    return info
+
+
+def _read_rows(file: Path, kind: str, length: int) -> np.ndarray:
+    """Rows of a gt (9 columns out) or det (7 columns out) file, checked line by line."""
+    text = file.read_text()
+    if kind == "gt" and not text.strip():
+        raise MotDataError(f"{file}: empty (a gt file must hold at least one row)")
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split(",")
+        if not 7 <= len(fields) <= 10:
+            raise MotDataError(f"{file}:{number}: {len(fields)} columns, expected 7 to 10")
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            raise MotDataError(f"{file}:{number}: non-numeric value in {line.strip()!r}") from None
+        if not np.isfinite(values).all():
+            raise MotDataError(f"{file}:{number}: non-finite value in {line.strip()!r}")
+        frame = values[0]
+        if frame < 1 or not frame.is_integer():
+            raise MotDataError(f"{file}:{number}: frame {fields[0].strip()} is not a positive integer")
+        if frame > length:
+            raise MotDataError(f"{file}:{number}: frame {int(frame)} is beyond seqLength {length}")
+        if values[4] < 0 or values[5] < 0:
+            raise MotDataError(f"{file}:{number}: negative box width or height in {line.strip()!r}")
+        if kind == "det":
+            rows.append(values[:7])
+        elif len(values) == 10:  # MOT15: columns 8-10 are world coordinates, not class/visibility
+            rows.append(values[:7] + [1.0, 1.0])
+        else:
+            rows.append(values[:9] + [1.0] * (9 - len(values)))
+    return np.array(rows, dtype=np.float64).reshape(-1, 7 if kind == "det" else 9)
+
+
+def _window(rows: np.ndarray, start: int, count: int, scale: np.ndarray) -> np.ndarray:
+    """Rows of frames start+1..start+count, renumbered from 1, boxes scaled by (sx, sy)."""
+    rows = rows[(rows[:, 0] > start) & (rows[:, 0] <= start + count)].copy()
+    rows[:, 0] -= start
+    rows[:, 2:6] *= np.tile(scale, 2)
+    return rows
+
+
+def read_mot(
+    path: Path, max_frames: int | None = None, start: int = 0, size: tuple[int, int] | None = None,
+) -> MotSequence:
+    """One MOTChallenge sequence folder; frames ``start .. start+max_frames-1`` (0-based), resized.
+
+    ``start`` and ``max_frames`` cut a window whose gt/det frames are renumbered from 1; ``size`` is
+    ``(h, w)`` and scales the boxes with the images.  A missing gt or det file gives empty gt / None.
+    """
+    path = Path(path)
+    info = _read_seqinfo(path)
+    length = info["seqLength"]
+    if start < 0 or start >= length or (max_frames is not None and max_frames < 1):
+        raise MotDataError(f"{path}: start={start}, max_frames={max_frames} selects no frame of "
+                           f"a {length}-frame sequence")
+    count = length - start if max_frames is None else min(max_frames, length - start)
+    image_dir = path / info["imDir"]
+    if not image_dir.is_dir():
+        raise MotDataError(f"{image_dir}: image folder missing (imDir in seqinfo.ini)")
+    files = sorted(p for p in image_dir.iterdir() if p.suffix.lower() == info["imExt"].lower())
+    if not files:
+        raise MotDataError(f"{image_dir}: no {info['imExt']} images")
+    if len(files) != length:
+        raise MotDataError(f"{image_dir}: {len(files)} {info['imExt']} images, but seqinfo.ini "
+                           f"says seqLength={length}")
+    frames = []
+    for file in files[start:start + count]:
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None:
+            raise MotDataError(f"{file}: not a readable image")
+        if image.shape[:2] != (info["imHeight"], info["imWidth"]):
+            raise MotDataError(f"{file}: image is {image.shape[1]}x{image.shape[0]} (WxH), seqinfo.ini "
+                               f"says {info['imWidth']}x{info['imHeight']}")
+        if size is not None:
+            image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB).transpose(2, 0, 1))
+    video = np.stack(frames).astype(np.float32) / 255.0
+    scale = np.ones(2) if size is None else np.array([size[1] / info["imWidth"], size[0] / info["imHeight"]])
+    gt_file, det_file = path / "gt" / "gt.txt", path / "det" / "det.txt"
+    gt = _read_rows(gt_file, "gt", length) if gt_file.is_file() else np.zeros((0, 9))
+    det = _read_rows(det_file, "det", length) if det_file.is_file() else None
+    return MotSequence(info["name"], video, info["frameRate"], _window(gt, start, count, scale),
+                       None if det is None else _window(det, start, count, scale), None, path)
+
+
+def read_mot_dataset(root: Path, **kwargs) -> list[MotSequence]:
+    """Every sequence folder under ``root`` (MOT17/train style), or ``root`` itself if it is one."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MotDataError(f"{root}: no such dataset folder")
+    if (root / "seqinfo.ini").is_file():
+        return [read_mot(root, **kwargs)]
+    folders = sorted(p for p in root.iterdir()
+                     if p.is_dir() and not p.name.startswith(".") and (p / "seqinfo.ini").is_file())
+    if not folders:
+        raise MotDataError(f"{root}: no sequence folders (subfolders with a seqinfo.ini)")
+    return [read_mot(folder, **kwargs) for folder in folders]
