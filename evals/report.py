@@ -78,6 +78,7 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
     ann_macs = sum(result.ann_macs.values())
     records = result.runs[config.mode]
     frames = [{
+        **({"sequence": r.sequence} if r.sequence else {}),
         "index": r.index, "timesteps": r.timesteps, "converged": r.converged,
         "sops": r.ops.total_sops, "input_macs": r.ops.total_input_macs, "ann_macs": ann_macs,
         "spikes": r.ops.total_spikes, "spikes_pos": sum(r.ops.spikes_pos.values()),
@@ -86,7 +87,7 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
         "energy_pj": frame_energy(r),
     } for r in records]
     summary = snn_summary(records, ann_macs)
-    summary["metrics"] = {}
+    summary["metrics"] = result.metrics.get(config.mode, {})
     summary["qann_cosine_to_ann"] = result.qann_cosine_to_ann
     if result.fixed_cosine_to_qann is not None:
         summary["fixed_cosine_to_float_qann"] = result.fixed_cosine_to_qann
@@ -98,12 +99,20 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
                      "qann_cosine_to_ann": result.qann_cosine_to_ann},
             **{mode: snn_summary(runs, ann_macs) for mode, runs in result.runs.items()},
         }
-    return {
-        "backend": config.backend, "task": "stream", "model": config.model, "mode": config.mode,
-        "precision": config.precision, "input_size": list(config.input_size),
+        for name, entry in summary["compare"].items():
+            entry["metrics"] = result.metrics.get(name, {})
+    report = {
+        "backend": config.backend, "task": config.task, "model": config.model, "mode": config.mode,
+        "precision": config.precision, "input_size": list(result.graph.input_shape[1:]),
         "act_bits": config.act_bits, "source": str(config.source), "start": config.start,
         "calibration": config.calibration, "frames": frames, "summary": summary,
     }
+    if result.sequences:
+        report["sequences"] = [
+            {**s, "compare": {mode: snn_summary([r for r in runs if r.sequence == s["name"]], ann_macs)
+                              for mode, runs in result.runs.items()}}
+            for s in result.sequences]
+    return report
 
 
 def layer_rows(result: StreamResult) -> list[dict]:
@@ -147,8 +156,35 @@ def write_report(out: Path, config: StreamConfig, result: StreamResult) -> dict:
     _write_csv(out / "frames.csv", flat)
     _write_csv(out / "layers.csv", layer_rows(result))
     write_plots(out, result, report)
+    write_tracks(out / "tracks", result)
     write_atomic(out / "report.json", lambda f: json.dump(report, f, indent=2))
     return report
+
+
+def write_tracks(out: Path, result: StreamResult) -> None:
+    """Tracker output per network and sequence in the MOTChallenge result format, so the official
+    tools can score it too: ``frame,id,x,y,w,h,conf,-1,-1,-1``."""
+    for network, sequences in result.tracks.items():
+        (out / network).mkdir(parents=True, exist_ok=True)
+        for name, rows in sequences.items():
+            lines = "".join(f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},"
+                            "1,-1,-1,-1\n" for r in rows)
+            write_atomic(out / network / f"{name}.txt", lambda f, text=lines: f.write(text))
+
+
+def print_sequences(config: StreamConfig, result: StreamResult) -> None:
+    """Tracking metrics per sequence and network, the overall row last."""
+    print(f"task={config.task} backend={config.backend} model={config.model} "
+          f"precision={config.precision} input={'x'.join(map(str, result.graph.input_shape[1:]))} "
+          f"act_bits={config.act_bits} source={config.source}")
+    print(f"{'sequence':>12} {'network':>7} {'MOTA':>7} {'IDF1':>7} {'switches':>8} {'MOTP':>6} "
+          f"{'frames':>6}")
+    rows = [(s["name"], s["frames"], s["metrics"]) for s in result.sequences]
+    rows.append(("OVERALL", sum(s["frames"] for s in result.sequences), result.metrics))
+    for name, frames, metrics in rows:
+        for network, m in metrics.items():
+            print(f"{name:>12} {network:>7} {m['mota']:>7.3f} {m['idf1']:>7.3f} "
+                  f"{int(m['num_switches']):>8} {m['motp']:>6.3f} {frames:>6}")
 
 
 def print_frames(config: StreamConfig, records: list[FrameRecord]) -> None:

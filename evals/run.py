@@ -1,8 +1,11 @@
-"""`python -m evals.run`: convert a quantized CNN to ST-BIF neurons and stream video through it.
+"""`python -m evals.run`: convert a quantized CNN to ST-BIF neurons, run video through it, track.
 
-Runs the QANN (dense reference) and the SNN on the same frames, prints per frame the time steps
-to quiescence, the spikes and the deviation of the SNN from the QANN, and writes ``report.json``
-and ``frames.csv`` (DESIGN.md section 7) under ``--out``.
+``--task mot`` (default): the converted backbone serves UniTrack's MOT head on the built-in
+synthetic sequences (or a MOTChallenge folder); the dense ANN, the QANN and both SNN modes track
+side by side and are scored with motmetrics.  ``--task stream``: the backbone only, per frame the
+time steps to quiescence, the spikes and the deviation of the SNN from the QANN.  Writes
+``report.json``, ``frames.csv``, ``layers.csv``, plots (and tracker results) under ``--out``
+(DESIGN.md section 7).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from pathlib import Path
 import torch
 
 from backends.registry import BACKENDS, BackendUnavailableError, UnknownBackendError
-from evals.report import print_frames, print_summary, write_report
+from evals.mot import run_mot
+from evals.mot_data import MotDataError
+from evals.report import print_frames, print_sequences, print_summary, write_report
 from evals.stream import PRECISIONS, StreamConfig, stream_compare
 from vistream_neuro import models
 from vistream_neuro.convert import ConversionError
@@ -23,7 +28,7 @@ from vistream_neuro.models import CheckpointError
 from vistream_neuro.streaming import MODES
 from vistream_neuro.video import VideoError
 
-TASKS = ("stream",)
+TASKS = {"mot": run_mot, "stream": stream_compare}
 
 
 class UsageError(ValueError):
@@ -70,22 +75,29 @@ def _non_negative(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m evals.run", description=__doc__.splitlines()[0])
     p.add_argument("--backend", required=True, help=f"one of: {', '.join(BACKENDS)}")
-    p.add_argument("--task", default="stream", help="stream: backbone only (default)")
+    p.add_argument("--task", default="mot",
+                   help="mot (default: tracking on the synthetic sequences) or stream (backbone only)")
     p.add_argument("--model", default="tiny", help=f"one of: {', '.join(models.MODELS)} (default tiny)")
     p.add_argument("--weights", type=Path, help="checkpoint (state dict) for --model")
     p.add_argument("--data", default="synthetic",
                    help="synthetic (built-in moving objects, default) or a video file / frame folder")
     p.add_argument("--video", type=Path, help="video file or folder of frames (overrides --data)")
     p.add_argument("--start", type=_non_negative, default=0, help="first frame of the video")
-    p.add_argument("--frames", type=_positive, default=10, help="number of frames (default 10)")
+    p.add_argument("--frames", type=_positive,
+                   help="frames per sequence (default: all for tracking, 10 for stream)")
     p.add_argument("--input-size", type=_size, help="network input HxW (default per model)")
     p.add_argument("--crop", type=_crop, help="X,Y,W,H crop of each video frame before resizing")
     p.add_argument("--act-bits", type=_positive, default=4, help="activation bits (default 4)")
     p.add_argument("--calibration", choices=("percentile", "mse"), default="percentile",
                    help="activation scale calibration on the first frames (default percentile)")
     p.add_argument("--mode", choices=MODES, default="locc", help="locc (default) or reset")
-    p.add_argument("--compare", action="store_true",
-                   help="run dense ANN, QANN, reset and locc on the same frames in one process")
+    p.add_argument("--compare", action=argparse.BooleanOptionalAction,
+                   help="run dense ANN, QANN, reset and locc on the same frames in one process "
+                        "(default: on for tracking tasks, off for stream)")
+    p.add_argument("--detections", choices=("gt", "det"), default="gt",
+                   help="tracking: ground-truth boxes (default, as ViStream) or the sequences' det.txt")
+    p.add_argument("--det-noise", type=float, default=0.0,
+                   help="tracking without det.txt: jitter of ground-truth boxes, fraction of size")
     p.add_argument("--t-max", type=_positive, default=512, help="max time steps per frame")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="float64",
@@ -101,18 +113,23 @@ def _config(args: argparse.Namespace) -> StreamConfig:
     if args.backend not in BACKENDS:
         raise UnknownBackendError(args.backend)
     if args.task not in TASKS:
-        raise UsageError(f"--task {args.task}: only {', '.join(TASKS)} is available so far")
+        raise UsageError(f"--task {args.task}: valid tasks so far are {', '.join(TASKS)}")
     if args.model not in models.MODELS:
         raise UsageError(f"--model {args.model}: valid models are {', '.join(models.MODELS)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: torch sees no CUDA device on this machine")
     source = args.video if args.video is not None else args.data
+    stream = args.task == "stream"
+    if not 0 <= args.det_noise < 1:
+        raise UsageError(f"--det-noise must be in [0, 1), got {args.det_noise}")
     return StreamConfig(
-        backend=args.backend, model=args.model, weights=args.weights,
+        backend=args.backend, task=args.task, model=args.model, weights=args.weights,
         source=source if source == "synthetic" else Path(source), start=args.start,
-        frames=args.frames, input_size=args.input_size or models.DEFAULT_INPUT_SIZE[args.model],
+        frames=args.frames or (10 if stream else None),
+        input_size=args.input_size or (models.DEFAULT_INPUT_SIZE[args.model] if stream else None),
         crop=args.crop, act_bits=args.act_bits, calibration=args.calibration, mode=args.mode,
-        compare=args.compare,
+        compare=not stream if args.compare is None else args.compare, det_noise=args.det_noise,
+        detections=args.detections,
         t_max=args.t_max, device=args.device, precision=args.precision, seed=args.seed,
         force=args.force)
 
@@ -121,12 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         config = _config(args)
-        result = stream_compare(config)
+        result = TASKS[config.task](config)
     except (UsageError, UnknownBackendError, BackendUnavailableError, ConversionError, GraphError,
-            CheckpointError, VideoError) as exc:
+            CheckpointError, VideoError, MotDataError) as exc:
         print(f"evals.run: error: {exc}", file=sys.stderr)
         return 2
-    print_frames(config, result.runs[config.mode])
+    if config.task == "stream":
+        print_frames(config, result.runs[config.mode])
+    else:
+        print_sequences(config, result)
     report = write_report(args.out, config, result)
     print_summary(report)
     print(f"report: {args.out / 'report.json'}")

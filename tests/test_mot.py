@@ -1,0 +1,77 @@
+"""The MOT task end to end: the default demo (synthetic sequences, ground-truth boxes) tracks well
+with the ANN, and every SNN mode writes exactly the QANN's track files; MOTChallenge folders given
+by --data are read; bad input is a one-line error."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evals.mot_data import synthetic_mot, write_mot
+from evals.mot_tracker import JDETracker, embed
+from evals.run import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_demo_tracks_and_snn_tracks_equal_the_qann(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "evals.run", "--backend", "spikingjelly", "--out",
+                             str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert "OVERALL" in result.stdout and "locc" in result.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["task"] == "mot" and len(report["sequences"]) == 2
+    compare = report["summary"]["compare"]
+    assert compare["ann"]["metrics"]["mota"] >= 0.9 and compare["ann"]["metrics"]["idf1"] >= 0.85
+    for mode in ("reset", "locc"):
+        assert compare[mode]["metrics"] == compare["qann"]["metrics"]
+        for seq in ("synth-01", "synth-02"):
+            qann = (tmp_path / "tracks" / "qann" / f"{seq}.txt").read_text()
+            assert (tmp_path / "tracks" / mode / f"{seq}.txt").read_text() == qann and qann
+    assert compare["locc"]["sops_per_frame_steady"] < compare["reset"]["sops_per_frame_steady"]
+    assert all(s["compare"]["locc"]["frames"] == s["frames"] for s in report["sequences"])
+
+
+def test_motchallenge_folder_from_data(tmp_path):
+    write_mot(synthetic_mot("cam-7", frames=12, height=72, width=96, seed=5), tmp_path / "data")
+    out = tmp_path / "out"
+    assert main(["--backend", "torch", "--data", str(tmp_path / "data"), "--frames", "8",
+                 "--no-compare", "--out", str(out)]) == 0
+    rows = np.loadtxt(out / "tracks" / "locc" / "cam-7.txt", delimiter=",", ndmin=2)
+    assert rows.shape[1] == 10 and rows[:, 0].max() == 8
+    assert json.loads((out / "report.json").read_text())["sequences"][0]["name"] == "cam-7"
+
+
+def test_missing_seqinfo_is_one_line_naming_the_file(tmp_path, capsys):
+    folder = write_mot(synthetic_mot("cam-1", frames=3, height=48, width=64), tmp_path)
+    (folder / "seqinfo.ini").unlink()
+    assert main(["--backend", "torch", "--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "seqinfo.ini" in err[0], err
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_embedding_pools_the_features_under_the_box():
+    features = torch.zeros(1, 2, 10, 10, dtype=torch.float64)
+    features[0, 0, :, :5] = 1.0  # left half: channel 0; right half: channel 1
+    features[0, 1, :, 5:] = 1.0
+    left, right = embed(features, np.array([[0, 0, 40, 80], [48, 8, 30, 60]], float), (80, 80))
+    assert left.reshape(2, -1)[0].min() > 0.4 and np.allclose(left.reshape(2, -1)[1], 0)
+    assert np.allclose(right.reshape(2, -1)[0], 0)
+    assert np.allclose(np.linalg.norm([left, right], axis=1), 1)
+
+
+def test_tracker_keeps_identities_through_a_missed_detection():
+    tracker, ids = JDETracker(), []
+    a, b = np.eye(8)[0], np.eye(8)[1]
+    for t in range(8):
+        boxes = np.array([[10 + 4 * t, 20, 20, 40], [120 - 4 * t, 22, 20, 40]], float)
+        keep = [0] if t == 4 else [0, 1]  # object b is not detected in frame 4
+        rows = tracker.step(boxes[keep], np.ones(len(keep)), np.stack([a, b])[keep])
+        ids.append({int(r[0]): tuple(r[1:3]) for r in rows})
+    assert all(len(i) == (1 if t == 4 else 2) for t, i in enumerate(ids))
+    assert set(ids[0]) == set(ids[-1]) == {1, 2}
+    assert ids[-1][1][0] == 10 + 4 * 7  # id 1 still the object moving right
