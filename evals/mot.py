@@ -29,6 +29,9 @@ def load_sequences(config: StreamConfig) -> list[MotSequence]:
     if config.source == "synthetic":
         sequences = synthetic_mot_dataset(seed=config.seed)
         return [s if config.frames is None else _prefix(s, config.frames) for s in sequences]
+    if config.source.is_file():
+        raise MotDataError(f"{config.source}: --task mot reads MOTChallenge folders (seqinfo.ini, img1/, "
+                           "gt/); for a plain video use --task stream (no built-in detector yet)")
     return read_mot_dataset(config.source, start=config.start, max_frames=config.frames)
 
 

@@ -75,3 +75,11 @@ def test_tracker_keeps_identities_through_a_missed_detection():
     assert all(len(i) == (1 if t == 4 else 2) for t, i in enumerate(ids))
     assert set(ids[0]) == set(ids[-1]) == {1, 2}
     assert ids[-1][1][0] == 10 + 4 * 7  # id 1 still the object moving right
+
+
+def test_plain_video_for_mot_says_which_task_reads_it(tmp_path, capsys):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    assert main(["--backend", "torch", "--video", str(video), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "clip.mp4" in err[0] and "--task stream" in err[0], err
