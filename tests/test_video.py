@@ -51,14 +51,14 @@ def test_bad_video_inputs(tmp_path, clip):
 def test_cli_runs_on_a_video_and_rejects_bad_ones(tmp_path, clip, capsys):
     path, _ = clip
     out = tmp_path / "out"
-    assert main(["--backend", "spikingjelly", "--video", str(path), "--frames", "4",
+    assert main(["--backend", "spikingjelly", "--task", "stream", "--video", str(path), "--frames", "4",
                  "--crop", "0,0,96,96", "--input-size", "32x32", "--out", str(out)]) == 0
     assert (out / "report.json").exists()
     capsys.readouterr()
     for args in (["--video", str(tmp_path / "nope.avi")],
                  ["--video", str(path), "--crop", "0,0,500,10"],
                  ["--video", str(path), "--start", "11", "--frames", "5"]):
-        assert main(["--backend", "torch", *args, "--out", str(tmp_path / "bad")]) == 2
+        assert main(["--backend", "torch", "--task", "stream", *args, "--out", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and str(path.parent) in err[0] or "nope.avi" in err[0], err
     assert not (tmp_path / "bad" / "report.json").exists()
