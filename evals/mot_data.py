@@ -174,6 +174,20 @@ def write_mot(seq: MotSequence, root: Path) -> Path:
 
     An existing ``root/<name>`` is replaced.  JPEG frames (quality 95) make this a lossy round trip.
     """
+    def annotations(tmp: Path) -> None:
+        if len(seq.gt):  # no gt file rather than an empty one, which reads as an error
+            _write_rows(tmp / "gt" / "gt.txt", seq.gt.reshape(-1, 9))
+        if seq.det is not None:
+            det = seq.det.reshape(-1, 7)
+            _write_rows(tmp / "det" / "det.txt", np.column_stack(
+                [det[:, 0], -np.ones(len(det)), det[:, 2:7], -np.ones((len(det), 3))]))
+
+    return _write_sequence(seq, root, annotations)
+
+
+def _write_sequence(seq: MotSequence, root: Path, annotations) -> Path:
+    """seqinfo.ini and img1/ of ``seq`` in a temporary folder, ``annotations(folder)`` for the rest,
+    then the folder renamed to ``root/<name>`` (replacing an existing one)."""
     root = Path(root)
     if not seq.name or Path(seq.name).name != seq.name or seq.name.startswith("."):
         raise MotDataError(f"{root}: sequence name {seq.name!r} is not a plain folder name")
@@ -193,12 +207,7 @@ def write_mot(seq: MotSequence, root: Path) -> Path:
             file = tmp / "img1" / f"{i + 1:06d}.jpg"
             if not cv2.imwrite(str(file), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95]):
                 raise MotDataError(f"{file}: OpenCV could not write this image")
-        if len(seq.gt):  # no gt file rather than an empty one, which reads as an error
-            _write_rows(tmp / "gt" / "gt.txt", seq.gt.reshape(-1, 9))
-        if seq.det is not None:
-            det = seq.det.reshape(-1, 7)
-            _write_rows(tmp / "det" / "det.txt", np.column_stack(
-                [det[:, 0], -np.ones(len(det)), det[:, 2:7], -np.ones((len(det), 3))]))
+        annotations(tmp)
         target = root / seq.name
         old = root / f".{seq.name}.old" if target.exists() else None
         if old is not None:
@@ -281,30 +290,26 @@ def _window(rows: np.ndarray, start: int, count: int, scale: np.ndarray) -> np.n
     return rows
 
 
-def read_mot(
-    path: Path, max_frames: int | None = None, start: int = 0, size: tuple[int, int] | None = None,
-) -> MotSequence:
-    """One MOTChallenge sequence folder; frames ``start .. start+max_frames-1`` (0-based), resized.
-
-    ``start`` and ``max_frames`` cut a window whose gt/det frames are renumbered from 1; ``size`` is
-    ``(h, w)`` and scales the boxes with the images.  A missing gt or det file gives empty gt / None.
-    """
-    path = Path(path)
-    info = _read_seqinfo(path)
-    length = info["seqLength"]
+def _frame_count(path: Path, length: int, start: int, max_frames: int | None) -> int:
+    """How many frames the window ``start, max_frames`` of a ``length``-frame sequence holds."""
     if start < 0 or start >= length or (max_frames is not None and max_frames < 1):
         raise MotDataError(f"{path}: start={start}, max_frames={max_frames} selects no frame of "
                            f"a {length}-frame sequence")
-    count = length - start if max_frames is None else min(max_frames, length - start)
+    return length - start if max_frames is None else min(max_frames, length - start)
+
+
+def _read_frames(path: Path, info: dict, start: int, count: int,
+                 size: tuple[int, int] | None = None) -> np.ndarray:
+    """Frames ``start .. start+count-1`` of the image folder, ``(count, 3, H, W)`` float32 RGB."""
     image_dir = path / info["imDir"]
     if not image_dir.is_dir():
         raise MotDataError(f"{image_dir}: image folder missing (imDir in seqinfo.ini)")
     files = sorted(p for p in image_dir.iterdir() if p.suffix.lower() == info["imExt"].lower())
     if not files:
         raise MotDataError(f"{image_dir}: no {info['imExt']} images")
-    if len(files) != length:
+    if len(files) != info["seqLength"]:
         raise MotDataError(f"{image_dir}: {len(files)} {info['imExt']} images, but seqinfo.ini "
-                           f"says seqLength={length}")
+                           f"says seqLength={info['seqLength']}")
     frames = []
     for file in files[start:start + count]:
         image = cv2.imread(str(file), cv2.IMREAD_COLOR)
@@ -316,7 +321,36 @@ def read_mot(
         if size is not None:
             image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
         frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB).transpose(2, 0, 1))
-    video = np.stack(frames).astype(np.float32) / 255.0
+    return np.stack(frames).astype(np.float32) / 255.0
+
+
+def _sequence_folders(root: Path) -> list[Path]:
+    """``root`` itself if it is a sequence folder, else its sequence subfolders (sorted)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MotDataError(f"{root}: no such dataset folder")
+    if (root / "seqinfo.ini").is_file():
+        return [root]
+    folders = sorted(p for p in root.iterdir()
+                     if p.is_dir() and not p.name.startswith(".") and (p / "seqinfo.ini").is_file())
+    if not folders:
+        raise MotDataError(f"{root}: no sequence folders (subfolders with a seqinfo.ini)")
+    return folders
+
+
+def read_mot(
+    path: Path, max_frames: int | None = None, start: int = 0, size: tuple[int, int] | None = None,
+) -> MotSequence:
+    """One MOTChallenge sequence folder; frames ``start .. start+max_frames-1`` (0-based), resized.
+
+    ``start`` and ``max_frames`` cut a window whose gt/det frames are renumbered from 1; ``size`` is
+    ``(h, w)`` and scales the boxes with the images.  A missing gt or det file gives empty gt / None.
+    """
+    path = Path(path)
+    info = _read_seqinfo(path)
+    length = info["seqLength"]
+    count = _frame_count(path, length, start, max_frames)
+    video = _read_frames(path, info, start, count, size)
     scale = np.ones(2) if size is None else np.array([size[1] / info["imWidth"], size[0] / info["imHeight"]])
     gt_file, det_file = path / "gt" / "gt.txt", path / "det" / "det.txt"
     gt = _read_rows(gt_file, "gt", length) if gt_file.is_file() else np.zeros((0, 9))
@@ -327,13 +361,4 @@ def read_mot(
 
 def read_mot_dataset(root: Path, **kwargs) -> list[MotSequence]:
     """Every sequence folder under ``root`` (MOT17/train style), or ``root`` itself if it is one."""
-    root = Path(root)
-    if not root.is_dir():
-        raise MotDataError(f"{root}: no such dataset folder")
-    if (root / "seqinfo.ini").is_file():
-        return [read_mot(root, **kwargs)]
-    folders = sorted(p for p in root.iterdir()
-                     if p.is_dir() and not p.name.startswith(".") and (p / "seqinfo.ini").is_file())
-    if not folders:
-        raise MotDataError(f"{root}: no sequence folders (subfolders with a seqinfo.ini)")
-    return [read_mot(folder, **kwargs) for folder in folders]
+    return [read_mot(folder, **kwargs) for folder in _sequence_folders(root)]

@@ -29,10 +29,24 @@ def embed(features: torch.Tensor, boxes: np.ndarray, frame_size: tuple[int, int]
     x, y, w, h = (torch.as_tensor(boxes[:, i], dtype=torch.float64) for i in range(4))
     rois = torch.stack([torch.zeros_like(x), x * sx, y * sy, (x + w) * sx, (y + h) * sy], dim=1)
     pooled = roi_align(features.double(), rois, POOL, spatial_scale=1.0, sampling_ratio=2, aligned=True)
-    vectors = pooled.flatten(1)
-    silent = vectors.abs().sum(1) == 0  # no feature under the box: a neutral, not an undefined, vector
-    vectors[silent] = 1.0
+    return _unit(pooled.flatten(1))
+
+
+def _unit(vectors: torch.Tensor) -> np.ndarray:
+    """Rows scaled to length 1; a row with no feature at all becomes a neutral, not an undefined,
+    vector."""
+    vectors[vectors.abs().sum(1) == 0] = 1.0
     return torch.nn.functional.normalize(vectors, dim=1).numpy()
+
+
+def embed_masks(features: torch.Tensor, masks: list[np.ndarray]) -> np.ndarray:
+    """L2-normalised appearance vectors: the feature map averaged over each instance mask (resized
+    to the map by area), as UniTrack's mask-propagating heads pool object features."""
+    if not masks:
+        return np.zeros((0, features.shape[1]))
+    stack = torch.as_tensor(np.stack(masks), dtype=torch.float64)[:, None]
+    weights = torch.nn.functional.interpolate(stack, size=features.shape[-2:], mode="area")[:, 0]
+    return _unit(torch.einsum("nhw,chw->nc", weights, features[0].double()))
 
 
 class JDETracker(Tracker):
@@ -68,8 +82,10 @@ class JDETracker(Tracker):
         return matches_a + matches_b, stale + unmatched_b, unmatched_dets
 
     def step(self, boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-        """Track one frame's detections; rows ``id, x, y, w, h`` of the tracks it updated."""
+        """Track one frame's detections; rows ``id, x, y, w, h, detection index`` of the tracks
+        it updated (the index says which detection, e.g. whose mask, a track took)."""
         self.predict()
-        self.update([Detection(b, s, e) for b, s, e in zip(boxes, scores, embeddings, strict=True)])
-        return np.array([[int(t.track_id), *t.to_ltwh(orig=True)] for t in self.tracks
-                         if t.time_since_update == 0], dtype=np.float64).reshape(-1, 5)
+        self.update([Detection(b, s, e, others=i)
+                     for i, (b, s, e) in enumerate(zip(boxes, scores, embeddings, strict=True))])
+        return np.array([[int(t.track_id), *t.to_ltwh(orig=True), t.get_det_supplementary()]
+                         for t in self.tracks if t.time_since_update == 0], dtype=np.float64).reshape(-1, 6)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evals.mots_data import write_mots_txt
 from evals.plots import write_plots
 from evals.stream import FrameRecord, StreamConfig, StreamResult
 from vistream_neuro import ir
@@ -156,17 +157,20 @@ def write_report(out: Path, config: StreamConfig, result: StreamResult) -> dict:
     _write_csv(out / "frames.csv", flat)
     _write_csv(out / "layers.csv", layer_rows(result))
     write_plots(out, result, report)
-    write_tracks(out / "tracks", result)
+    write_tracks(out / "tracks", result, config.task)
     write_atomic(out / "report.json", lambda f: json.dump(report, f, indent=2))
     return report
 
 
-def write_tracks(out: Path, result: StreamResult) -> None:
-    """Tracker output per network and sequence in the MOTChallenge result format, so the official
-    tools can score it too: ``frame,id,x,y,w,h,conf,-1,-1,-1``."""
+def write_tracks(out: Path, result: StreamResult, task: str) -> None:
+    """Tracker output per network and sequence in the dataset's result format, so the official
+    tools can score it too: MOTChallenge ``frame,id,x,y,w,h,conf,-1,-1,-1`` or MOTS txt (RLE)."""
     for network, sequences in result.tracks.items():
         (out / network).mkdir(parents=True, exist_ok=True)
         for name, rows in sequences.items():
+            if task == "mots":
+                write_mots_txt(out / network / f"{name}.txt", rows)
+                continue
             lines = "".join(f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},"
                             "1,-1,-1,-1\n" for r in rows)
             write_atomic(out / network / f"{name}.txt", lambda f, text=lines: f.write(text))
@@ -177,14 +181,16 @@ def print_sequences(config: StreamConfig, result: StreamResult) -> None:
     print(f"task={config.task} backend={config.backend} model={config.model} "
           f"precision={config.precision} input={'x'.join(map(str, result.graph.input_shape[1:]))} "
           f"act_bits={config.act_bits} source={config.source}")
+    masks = config.task == "mots"
     print(f"{'sequence':>12} {'network':>7} {'MOTA':>7} {'IDF1':>7} {'switches':>8} {'MOTP':>6} "
-          f"{'frames':>6}")
+          f"{'frames':>6}" + (f" {'sMOTSA':>7}" if masks else ""))
     rows = [(s["name"], s["frames"], s["metrics"]) for s in result.sequences]
     rows.append(("OVERALL", sum(s["frames"] for s in result.sequences), result.metrics))
     for name, frames, metrics in rows:
         for network, m in metrics.items():
             print(f"{name:>12} {network:>7} {m['mota']:>7.3f} {m['idf1']:>7.3f} "
-                  f"{int(m['num_switches']):>8} {m['motp']:>6.3f} {frames:>6}")
+                  f"{int(m['num_switches']):>8} {m['motp']:>6.3f} {frames:>6}"
+                  + (f" {m['smotsa']:>7.3f}" if masks else ""))
 
 
 def print_frames(config: StreamConfig, records: list[FrameRecord]) -> None:

@@ -28,7 +28,7 @@ from vistream_neuro.models import CheckpointError
 from vistream_neuro.streaming import MODES
 from vistream_neuro.video import VideoError
 
-TASKS = {"mot": run_mot, "stream": stream_compare}
+TASKS = {"mot": run_mot, "mots": run_mot, "stream": stream_compare}
 
 
 class UsageError(ValueError):
@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m evals.run", description=__doc__.splitlines()[0])
     p.add_argument("--backend", required=True, help=f"one of: {', '.join(BACKENDS)}")
     p.add_argument("--task", default="mot",
-                   help="mot (default: tracking on the synthetic sequences) or stream (backbone only)")
+                   help="mot (default: tracking on the synthetic sequences), mots (with masks) or stream "
+                        "(backbone only)")
     p.add_argument("--model", default="tiny", help=f"one of: {', '.join(models.MODELS)} (default tiny)")
     p.add_argument("--weights", type=Path, help="checkpoint (state dict) for --model")
     p.add_argument("--data", default="synthetic",

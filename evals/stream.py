@@ -75,7 +75,8 @@ class StreamResult:
     fixed_cosine_to_qann: float | None = None  # --precision fixed: integer vs float QANN outputs
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # task metrics per network
     sequences: list[dict] = field(default_factory=list)  # per sequence: name, frames, metrics
-    tracks: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # network -> sequence -> rows
+    # network -> sequence -> tracker output (MOT rows, or MOTS rows with masks)
+    tracks: dict[str, dict[str, np.ndarray | list]] = field(default_factory=dict)
 
 
 def load_frames(config: StreamConfig) -> torch.Tensor:

@@ -83,3 +83,23 @@ def test_plain_video_for_mot_says_which_task_reads_it(tmp_path, capsys):
     assert main(["--backend", "torch", "--video", str(video), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "clip.mp4" in err[0] and "--task stream" in err[0], err
+
+
+def test_mots_tracks_masks_and_snn_output_equals_the_qann(tmp_path):
+    from evals.mots_data import read_mots_txt, write_mots
+
+    out = tmp_path / "out"
+    assert main(["--backend", "spikingjelly", "--task", "mots", "--frames", "20", "--out", str(out)]) == 0
+    compare = json.loads((out / "report.json").read_text())["summary"]["compare"]
+    assert compare["ann"]["metrics"]["smotsa"] >= 0.8
+    for mode in ("reset", "locc"):
+        assert compare[mode]["metrics"] == compare["qann"]["metrics"]
+        qann = (out / "tracks" / "qann" / "synth-01.txt").read_text()
+        assert (out / "tracks" / mode / "synth-01.txt").read_text() == qann
+    rows = read_mots_txt(out / "tracks" / "locc" / "synth-01.txt", 120, 160)
+    assert {r.class_id for r in rows} == {2} and max(r.frame for r in rows) == 20
+
+    write_mots(synthetic_mot("mots-3", frames=10, height=72, width=96, seed=2), tmp_path / "data")
+    assert main(["--backend", "torch", "--task", "mots", "--data", str(tmp_path / "data"), "--frames", "6",
+                 "--no-compare", "--out", str(tmp_path / "out2")]) == 0
+    assert (tmp_path / "out2" / "tracks" / "locc" / "mots-3.txt").exists()
