@@ -26,17 +26,19 @@ def lava_processes(graph: ir.SpikingGraph) -> int:
 
 
 def estimate_seconds(graph: ir.SpikingGraph, frames: int) -> float:
-    depth = _depth(graph)
+    depth = max(synaptic_depths(graph).values())
     ms_per_step = MS_PER_PROCESS * lava_processes(graph) + MS_PER_MAC * sum(dense_macs(graph).values())
     return frames * (STEPS_PER_FRAME + depth) * ms_per_step / 1e3
 
 
-def _depth(graph: ir.SpikingGraph) -> int:
+def synaptic_depths(graph: ir.SpikingGraph) -> dict[str, int]:
+    """Per node (and the input), the synaptic hops on its longest path from the input: the steps
+    by which Lava's one-step synapses delay it (average pooling is lowered to a conv)."""
     depth = {ir.INPUT: 0}
     for node in graph.nodes:
         hop = isinstance(node, ir.SYNAPTIC + (ir.AvgPool,))
         depth[node.name] = max(depth[i] for i in node.inputs) + hop
-    return max(depth.values())
+    return depth
 
 
 def check_lava_run(graph: ir.SpikingGraph, frames: int, force: bool) -> float:

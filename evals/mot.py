@@ -29,7 +29,6 @@ from evals.mots_data import (
     read_mots_dataset,
 )
 from evals.stream import Lockstep, StreamConfig, StreamResult
-from vistream_neuro.accounting import dense_macs
 from vistream_neuro.pipeline import convert_model, normalise
 
 CALIBRATION_FRAMES = 8
@@ -154,7 +153,7 @@ def run_mot(config: StreamConfig) -> StreamResult:
     net = convert_model(config.model, inputs[0][:CALIBRATION_FRAMES], config.act_bits, config.seed,
                         config.weights, config.calibration, spatial=True)
     runner = Lockstep(net, config, sum(len(x) for x in inputs))
-    result = StreamResult(runner.graph, dense_macs(runner.graph), {m: [] for m in runner.modes})
+    result = runner.result
     variants = ["ann", "qann", *runner.modes]
     accumulators: dict[str, dict] = {v: {} for v in variants}
     head_cls = MaskHead if config.task == "mots" else BoxHead
@@ -166,8 +165,6 @@ def run_mot(config: StreamConfig) -> StreamResult:
             for v in variants:
                 boxes, scores = heads[v].detections[t]
                 heads[v].record(t, trackers[v].step(boxes, scores, heads[v].embed(features[v], t)))
-            for mode, record in step.records.items():
-                result.runs[mode].append(record)
         for v in variants:
             result.tracks.setdefault(v, {})[seq.name] = heads[v].tracks()
             accumulators[v][seq.name] = heads[v].accumulate()
@@ -175,5 +172,4 @@ def run_mot(config: StreamConfig) -> StreamResult:
     result.metrics = {v: m["OVERALL"] for v, m in per_variant.items()}
     result.sequences = [{"name": s.name, "frames": len(s.frames),
                          "metrics": {v: per_variant[v][s.name] for v in variants}} for s in sequences]
-    result.qann_cosine_to_ann, result.fixed_cosine_to_qann = runner.cosines()
-    return result
+    return runner.finish()

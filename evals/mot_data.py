@@ -20,7 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evals.synthetic import _texture
+from evals.atomic import write_atomic
+from evals.synthetic import texture
 
 GT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
 DET_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf")
@@ -58,8 +59,8 @@ def _sprite(rng: np.random.Generator, oh: int, ow: int, colour: tuple[float, flo
     power = 2.0 if rng.random() < 0.5 else 4.0
     yy, xx = np.mgrid[:oh, :ow] + 0.5
     mask = np.abs(2 * yy / oh - 1) ** power + np.abs(2 * xx / ow - 1) ** power <= 1.0
-    texture = 0.45 * _texture(rng, oh, ow, octaves=2) + 0.55 * np.asarray(colour)[:, None, None]
-    return texture, mask
+    skin = 0.45 * texture(rng, oh, ow, octaves=2) + 0.55 * np.asarray(colour)[:, None, None]
+    return skin, mask
 
 
 def _trajectory(rng: np.random.Generator, role: int, frames: int, width: int, ow: int) -> np.ndarray:
@@ -102,17 +103,17 @@ def synthetic_mot(
         raise ValueError(f"synthetic MOT needs frames >= 2, size >= 16x16 and objects >= 1, got "
                          f"{frames}, {height}x{width}, {objects}")
     rng = np.random.default_rng(seed)
-    background = 0.2 + 0.6 * _texture(rng, height, width)
+    background = 0.2 + 0.6 * texture(rng, height, width)
     hues = rng.permutation(objects) / objects
     tracks = []
     for i in range(objects):
         oh = int(round(rng.uniform(0.2, 0.45) * height))
         ow = max(3, int(round(oh * rng.uniform(0.35, 0.55))))
-        texture, mask = _sprite(rng, oh, ow, colorsys.hsv_to_rgb(hues[i], 0.8, 0.9))
+        skin, mask = _sprite(rng, oh, ow, colorsys.hsv_to_rgb(hues[i], 0.8, 0.9))
         x = _trajectory(rng, i % 3, frames, width, ow)
         drift = rng.normal(0.0, 0.2) * np.arange(frames) + np.cumsum(rng.normal(0.0, 0.1, frames))
         y = np.clip(rng.uniform(0.25, 0.5) * height + drift, 0, height - oh)
-        tracks.append((texture, mask, np.round(x).astype(int), np.round(y).astype(int)))
+        tracks.append((skin, mask, np.round(x).astype(int), np.round(y).astype(int)))
 
     video = np.empty((frames, 3, height, width), dtype=np.float32)
     gt, masks = [], {}
@@ -121,13 +122,13 @@ def synthetic_mot(
         labels = np.zeros((height, width), dtype=np.int32)
         order = sorted(range(objects), key=lambda k: (tracks[k][3][t] + tracks[k][1].shape[0], k))
         for k in order:  # far to near
-            texture, mask, xs, ys = tracks[k]
+            skin, mask, xs, ys = tracks[k]
             x, y, (oh, ow) = xs[t], ys[t], mask.shape
             x0, x1, y0, y1 = max(x, 0), min(x + ow, width), max(y, 0), min(y + oh, height)
             if x0 >= x1 or y0 >= y1:
                 continue
             part = mask[y0 - y:y1 - y, x0 - x:x1 - x]
-            frame[:, y0:y1, x0:x1][:, part] = texture[:, y0 - y:y1 - y, x0 - x:x1 - x][:, part]
+            frame[:, y0:y1, x0:x1][:, part] = skin[:, y0 - y:y1 - y, x0 - x:x1 - x][:, part]
             labels[y0:y1, x0:x1][part] = k + 1
         for k, (_, mask, xs, ys) in enumerate(tracks):
             x0, y0, (oh, ow) = xs[t], ys[t], mask.shape
@@ -167,6 +168,14 @@ def _number(v: float) -> str:
 def _write_rows(path: Path, rows: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(",".join(_number(v) for v in row) + "\n" for row in rows))
+
+
+def write_mot_results(path: Path, rows: np.ndarray) -> None:
+    """Tracker output rows ``frame, id, x, y, w, h`` in the MOTChallenge result format
+    (``frame,id,x,y,w,h,conf,-1,-1,-1``), written atomically."""
+    text = "".join(f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},1,-1,-1,-1\n"
+                   for r in rows)
+    write_atomic(path, lambda f: f.write(text))
 
 
 def write_mot(seq: MotSequence, root: Path) -> Path:

@@ -9,8 +9,6 @@ and ``gt/gt.txt`` in the MOTS format, read with the MOT reader's code (:mod:`eva
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,6 +16,7 @@ import motmetrics as mm
 import numpy as np
 import pycocotools.mask as rletools
 
+from evals.atomic import write_atomic
 from evals.mot_data import (
     MotDataError,
     MotSequence,
@@ -76,20 +75,9 @@ def decode_mask(rle: str, height: int, width: int) -> np.ndarray:
 
 def write_mots_txt(path: Path, rows: list[MotsRow]) -> None:
     """Write ``rows`` (sorted by frame, then id) atomically: a temporary file renamed over ``path``."""
-    path = Path(path)
-    lines = []
-    for row in sorted(rows, key=lambda r: (r.frame, r.id)):
-        h, w = row.mask.shape
-        lines.append(f"{row.frame} {row.id} {row.class_id} {h} {w} {encode_mask(row.mask)}\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write("".join(lines))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = "".join(f"{r.frame} {r.id} {r.class_id} {r.mask.shape[0]} {r.mask.shape[1]} "
+                   f"{encode_mask(r.mask)}\n" for r in sorted(rows, key=lambda r: (r.frame, r.id)))
+    write_atomic(path, lambda f: f.write(text))
 
 
 def read_mots_txt(path: Path, height: int | None = None, width: int | None = None, *,

@@ -7,29 +7,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from evals.atomic import write_atomic
+from evals.mot_data import write_mot_results
 from evals.mots_data import write_mots_txt
 from evals.plots import write_plots
 from evals.stream import FrameRecord, StreamConfig, StreamResult
 from vistream_neuro import ir
 from vistream_neuro.energy import MODELS as ENERGY_MODELS
-
-
-def write_atomic(path: Path, write) -> None:
-    """Write through a temporary file so that no partial file is left looking complete."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _mean(values) -> float:
@@ -165,15 +153,10 @@ def write_report(out: Path, config: StreamConfig, result: StreamResult) -> dict:
 def write_tracks(out: Path, result: StreamResult, task: str) -> None:
     """Tracker output per network and sequence in the dataset's result format, so the official
     tools can score it too: MOTChallenge ``frame,id,x,y,w,h,conf,-1,-1,-1`` or MOTS txt (RLE)."""
+    write = write_mots_txt if task == "mots" else write_mot_results
     for network, sequences in result.tracks.items():
-        (out / network).mkdir(parents=True, exist_ok=True)
         for name, rows in sequences.items():
-            if task == "mots":
-                write_mots_txt(out / network / f"{name}.txt", rows)
-                continue
-            lines = "".join(f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},"
-                            "1,-1,-1,-1\n" for r in rows)
-            write_atomic(out / network / f"{name}.txt", lambda f, text=lines: f.write(text))
+            write(out / network / f"{name}.txt", rows)
 
 
 def print_sequences(config: StreamConfig, result: StreamResult) -> None:

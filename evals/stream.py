@@ -107,12 +107,9 @@ def stream_compare(config: StreamConfig) -> StreamResult:
     net = convert_model(config.model, frames, config.act_bits, config.seed, config.weights,
                         config.calibration)
     runner = Lockstep(net, config, len(frames))
-    result = StreamResult(runner.graph, dense_macs(runner.graph), {m: [] for m in runner.modes})
-    for step in runner.run(frames):
-        for mode, record in step.records.items():
-            result.runs[mode].append(record)
-    result.qann_cosine_to_ann, result.fixed_cosine_to_qann = runner.cosines()
-    return result
+    for _ in runner.run(frames):
+        pass
+    return runner.finish()
 
 
 @dataclass
@@ -122,7 +119,6 @@ class LockstepFrame:
     ann: torch.Tensor
     qann: torch.Tensor
     snn: dict[str, torch.Tensor]  # per mode
-    records: dict[str, FrameRecord]  # per mode, SNN vs QANN
 
 
 class Lockstep:
@@ -130,7 +126,8 @@ class Lockstep:
 
     With ``--precision fixed`` the QANN and SNN run the integer graph on integer frames and their
     outputs are decoded back to float units.  One instance serves several sequences: each call of
-    :meth:`run` starts fresh simulators (no state crosses sequences).
+    :meth:`run` starts fresh simulators (no state crosses sequences).  Every frame's SNN-vs-QANN
+    record goes into :attr:`result`; :meth:`finish` completes it.
     """
 
     def __init__(self, net: Converted, config: StreamConfig, frames_total: int) -> None:
@@ -145,6 +142,7 @@ class Lockstep:
             check_lava_run(self.graph, frames_total * len(self.modes), config.force)
         self._cosines: list[float] = []
         self._fixed_cosines: list[float] = []
+        self.result = StreamResult(self.graph, dense_macs(self.graph), {m: [] for m in self.modes})
 
     def run(self, frames: torch.Tensor, desc: str = "frames", sequence: str = "") -> Iterator[LockstepFrame]:
         """``frames``: normalised network inputs ``(T, C, H, W)``."""
@@ -167,13 +165,18 @@ class Lockstep:
                         self._fixed_cosines.append(F.cosine_similarity(
                             self.net.qann(frame).flatten(1), qann.flatten(1)).item())
                 runs = dict(zip(self.modes, simulated, strict=True))
-                snn = {m: self._decode(r.output.double().cpu()) for m, r in runs.items()}
-                yield LockstepFrame(ann, qann, snn, {m: _record(ref, r, sequence) for m, r in runs.items()})
+                for mode, res in runs.items():
+                    self.result.runs[mode].append(_record(ref, res, sequence))
+                snn = {mode: self._decode(res.output.double().cpu()) for mode, res in runs.items()}
+                yield LockstepFrame(ann, qann, snn)
         finally:
             for sim in sims:
                 sim.close()
 
-    def cosines(self) -> tuple[float, float | None]:
-        """Mean cosine of QANN to ANN outputs, and of the integer to the float QANN (fixed only)."""
-        mean = sum(self._cosines) / len(self._cosines)
-        return mean, (sum(self._fixed_cosines) / len(self._fixed_cosines) if self.fixed else None)
+    def finish(self) -> StreamResult:
+        """The result with the mean cosines of QANN to ANN outputs and (fixed only) of the integer
+        to the float QANN."""
+        self.result.qann_cosine_to_ann = sum(self._cosines) / len(self._cosines)
+        if self.fixed:
+            self.result.fixed_cosine_to_qann = sum(self._fixed_cosines) / len(self._fixed_cosines)
+        return self.result

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _texture(rng: np.random.Generator, h: int, w: int, octaves: int = 4) -> np.ndarray:
+def texture(rng: np.random.Generator, h: int, w: int, octaves: int = 4) -> np.ndarray:
     """Smooth random RGB texture in [0, 1]: sum of upsampled noise at several scales."""
     out = np.zeros((3, h, w))
     for k in range(octaves):
@@ -34,7 +34,7 @@ def synthetic_video(
     if frames < 1 or height < 8 or width < 8:
         raise ValueError(f"synthetic video needs frames >= 1 and size >= 8x8, got {frames}, {height}x{width}")
     rng = np.random.default_rng(seed)
-    background = _texture(rng, height, width)
+    background = texture(rng, height, width)
     sprites = []
     for _ in range(objects):
         oh, ow = rng.integers(height // 6, height // 3 + 1), rng.integers(width // 6, width // 3 + 1)
@@ -42,7 +42,7 @@ def synthetic_video(
         mask = ((yy - oh / 2) / (oh / 2)) ** 2 + ((xx - ow / 2) / (ow / 2)) ** 2 <= 1.0
         pos = rng.uniform([0, 0], [height - oh, width - ow])
         vel = rng.uniform(-1.5, 1.5, size=2) * max(height, width) / 64
-        sprites.append((_texture(rng, oh, ow, octaves=2), mask, pos, vel))
+        sprites.append((texture(rng, oh, ow, octaves=2), mask, pos, vel))
     video = np.empty((frames, 3, height, width), dtype=np.float32)
     for t in range(frames):
         frame = background.copy()

@@ -43,6 +43,7 @@ from backends.lava.processes import (  # noqa: E402
     StepRecorder,
     recorder_model,
 )
+from backends.lava_estimate import synaptic_depths  # noqa: E402
 from neurons.lava_stbif import STBIF, raise_on_fault  # noqa: E402
 
 MANTISSA_BITS = 8
@@ -90,7 +91,7 @@ class LavaNetwork:
     def __init__(self, graph: ir.SpikingGraph, fixed: bool, chunk: int) -> None:
         self.graph, self.fixed = graph, fixed
         self.tag = "fixed_pt" if fixed else "floating_pt"
-        self.latency: dict[str, int] = {ir.INPUT: 0}
+        self.latency = synaptic_depths(graph)
         self._sources: dict[str, list[_Source]] = {}
         self._flat_of_map: dict[str, ir.Shape] = {}  # 1-D nodes that hold a flattened (C, H, W) map
         self._biases: dict[str, np.ndarray] = {}  # conv/linear biases waiting for their neuron
@@ -143,17 +144,14 @@ class LavaNetwork:
         self._synapse(node, conv.s_in, conv.a_out)
 
     def _lower_avgpool(self, node: ir.AvgPool) -> None:
+        """As the depthwise conv it is (zero padding counted)."""
         if self.fixed:
             raise LoweringError(f"{node.name}: average pooling has no integer weights; convert the "
                                 "graph with vistream_neuro.fixed_point.to_fixed_point for fixed_pt")
         channels = self.graph.shapes[node.input][0]
         kh, kw = ir.pair(node.kernel)
-        weight = np.full((channels, kw, kh, 1), 1.0 / (kh * kw))
-        conv = ExactConv(weight=weight, input_shape=self._port_shape(node.input),
-                         padding=ir.pair(node.padding)[::-1], stride=ir.pair(node.stride)[::-1],
-                         groups=channels, num_message_bits=MESSAGE_BITS, name=node.name)
-        self.resettable.append(conv)
-        self._synapse(node, conv.s_in, conv.a_out)
+        self._lower_conv(ir.Conv(node.name, node.input, np.full((channels, 1, kh, kw), 1.0 / (kh * kw)),
+                                 stride=node.stride, padding=node.padding, groups=channels))
 
     def _lower_linear(self, node: ir.Linear) -> None:
         weight = node.weight
@@ -168,15 +166,13 @@ class LavaNetwork:
     def _synapse(self, node, s_in, a_out) -> None:
         self._connect(node.input, s_in)
         self._sources[node.name] = [_Source(a_out)]
-        self.latency[node.name] = self.latency[node.input] + 1
         if getattr(node, "bias", None) is not None:
             self._biases[node.name] = node.bias
 
     def _lower_add(self, node: ir.Add) -> None:
-        latency = max(self.latency[i] for i in node.inputs)
         sources = []
         for name in node.inputs:
-            lag = latency - self.latency[name]
+            lag = self.latency[node.name] - self.latency[name]
             if lag == 0:
                 sources += self._sources[name]
                 continue
@@ -185,7 +181,6 @@ class LavaNetwork:
             self.resettable.append(delay)
             sources.append(_Source(delay.s_out))
         self._sources[node.name] = sources
-        self.latency[node.name] = latency
         biases = [self._biases.pop(i) for i in node.inputs if i in self._biases]
         if biases:
             self._biases[node.name] = np.sum(biases, axis=0)
@@ -197,14 +192,12 @@ class LavaNetwork:
         self._connect(node.input, pool.a_in)
         self.resettable.append(pool)
         self._sources[node.name] = [_Source(pool.s_out)]
-        self.latency[node.name] = self.latency[node.input]
 
     def _lower_flatten(self, node: ir.Flatten) -> None:
         in_shape = self.graph.shapes[node.input]
         if len(in_shape) == 3:
             self._flat_of_map[node.name] = in_shape
         self._sources[node.name] = [_Source(s.port, True) for s in self._sources[node.input]]
-        self.latency[node.name] = self.latency[node.input]
 
     def _lower_neuron(self, node: ir.Neuron) -> None:
         shape = self._port_shape(node.name)
@@ -226,7 +219,6 @@ class LavaNetwork:
         self.neurons[node.name] = neuron
         self.resettable.append(neuron)
         self._sources[node.name] = [_Source(neuron.s_out)]
-        self.latency[node.name] = self.latency[node.input]
 
     def _probe_names(self) -> list[str]:
         """Nodes whose values the host needs every step (never the input: the host sent it)."""
@@ -267,8 +259,8 @@ class LavaNetwork:
         self._start()
         run_checked(self.recorder, RunSteps(steps), self._config)
         self.steps_run += steps
-        for neuron in self.neurons.values():
-            if self.fixed:
+        if self.fixed:
+            for neuron in self.neurons.values():
                 raise_on_fault(neuron)
         return [self.recorder.receive() for _ in range(steps)]
 
