@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from evals.atomic import write_atomic
+from evals.errors import DataError
 from evals.synthetic import texture
 
 GT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
@@ -28,7 +29,7 @@ DET_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf")
 SEQINFO_KEYS = ("imDir", "frameRate", "seqLength", "imWidth", "imHeight", "imExt")
 
 
-class MotDataError(ValueError):
+class MotDataError(DataError):
     """Malformed or incomplete MOTChallenge data; the message names the file (and line)."""
 
 
@@ -37,7 +38,8 @@ class MotSequence:
     """One sequence: frames ``(T, 3, H, W)`` float32 RGB in [0, 1] and MOTChallenge rows.
 
     ``gt`` is ``(N, 9)`` (GT_COLUMNS, frames 1-based), ``det`` is ``(M, 7)`` (DET_COLUMNS) or None,
-    ``masks`` maps ``(frame, id)`` to the object's visible pixels (synthetic data only).
+    ``masks`` maps ``(frame, id)`` to the object's visible pixels (synthetic data and MOTS),
+    ``keypoints`` maps it to ``(17, 3)`` PoseTrack joints ``x, y, visible`` (pose data).
     """
 
     name: str
@@ -47,6 +49,7 @@ class MotSequence:
     det: np.ndarray | None = None
     masks: dict[tuple[int, int], np.ndarray] | None = None
     path: Path | None = None
+    keypoints: dict[tuple[int, int], np.ndarray] | None = None
 
 
 def boxes_at(rows: np.ndarray, frame: int) -> np.ndarray:

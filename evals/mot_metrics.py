@@ -1,20 +1,61 @@
-"""CLEAR-MOT and identity metrics of MOTChallenge-format rows, computed by motmetrics.
+"""CLEAR-MOT and identity metrics (motmetrics) and HOTA (TrackEval) of MOTChallenge-format rows.
 
 Rows are ``frame, id, x, y, w, h[, conf, class, visibility]`` as in ``gt.txt`` and tracker
 result files.  Ground truth is scored as MOTChallenge does for pedestrians: rows flagged
 ``conf == 0`` are ignored, and where the class column is filled in (MOT16 and later) only
-class 1 (pedestrian) counts.  Metric names are motmetrics' own (``mota``, ``idf1``, ...).
+class 1 (pedestrian) counts.  Metric names are motmetrics' own (``mota``, ``idf1``, ...) plus
+``hota``, ``deta``, ``assa``, ``loca``.
+
+Both MOT (box IoU) and MOTS (mask IoU) first reduce a sequence to a :class:`Matching`: per frame the
+ground-truth ids, the hypothesis ids and their full IoU matrix.  CLEAR/ID metrics threshold it at
+IoU 0.5; HOTA integrates over IoU thresholds.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+
 import motmetrics as mm
 import numpy as np
-import pandas as pd
+
+from evals.hota import hota_combine, hota_sequence, hota_summary
 
 METRICS = ["mota", "motp", "idf1", "num_switches", "precision", "recall", "num_false_positives",
            "num_misses", "mostly_tracked", "mostly_lost", "num_fragmentations", "num_objects"]
-IOU_THRESHOLD = 0.5  # a match needs IoU >= 0.5 (motmetrics: distance 1 - IoU < 0.5)
+IOU_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class FrameMatch:
+    """One frame: ``iou[i, j]`` between ground-truth object ``gt_ids[i]`` and hypothesis ``hyp_ids[j]``."""
+
+    frame: int
+    gt_ids: np.ndarray
+    hyp_ids: np.ndarray
+    iou: np.ndarray
+
+
+@dataclass
+class Matching:
+    """One sequence's frames.  ``strict``: a CLEAR match needs IoU > 0.5 (MOTS) instead of >= 0.5 (MOT)."""
+
+    frames: list[FrameMatch]
+    strict: bool = False
+
+    @cached_property
+    def accumulator(self) -> mm.MOTAccumulator:
+        """motmetrics' events; a match's distance is 1 - IoU."""
+        acc = mm.MOTAccumulator(auto_id=False)
+        for f in self.frames:
+            close = f.iou > IOU_THRESHOLD if self.strict else f.iou >= IOU_THRESHOLD
+            acc.update(f.gt_ids.tolist(), f.hyp_ids.tolist(), np.where(close, 1.0 - f.iou, np.nan),
+                       frameid=f.frame)
+        return acc
+
+    @cached_property
+    def hota(self) -> dict:
+        return hota_sequence(self.frames)
 
 
 def scored_ground_truth(gt: np.ndarray) -> np.ndarray:
@@ -27,21 +68,31 @@ def scored_ground_truth(gt: np.ndarray) -> np.ndarray:
     return gt[keep]
 
 
-def _frame(rows: np.ndarray) -> pd.DataFrame:
-    index = pd.MultiIndex.from_arrays([rows[:, 0].astype(int), rows[:, 1].astype(int)],
-                                      names=["FrameId", "Id"])
-    return pd.DataFrame(rows[:, 2:6], index=index, columns=["X", "Y", "Width", "Height"])
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of ``x, y, w, h`` boxes, ``(len(a), len(b))`` (motmetrics' own IoU)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    return 1.0 - mm.distances.iou_matrix(a, b, max_iou=1.0)
 
 
-def accumulate(gt: np.ndarray, tracks: np.ndarray) -> mm.MOTAccumulator:
-    """Frame-by-frame matching of ``tracks`` to the scored ground truth by box IoU."""
-    return mm.utils.compare_to_groundtruth(_frame(scored_ground_truth(gt)), _frame(tracks), "iou",
-                                           distth=1 - IOU_THRESHOLD)
+def accumulate(gt: np.ndarray, tracks: np.ndarray) -> Matching:
+    """Frame-by-frame box IoUs between ``tracks`` and the scored ground truth."""
+    gt = scored_ground_truth(gt)
+    frames = []
+    for frame in np.unique(np.concatenate([gt[:, 0], tracks[:, 0]])).astype(int):
+        g, h = gt[gt[:, 0] == frame], tracks[tracks[:, 0] == frame]
+        frames.append(FrameMatch(int(frame), g[:, 1].astype(int), h[:, 1].astype(int),
+                                 box_iou(g[:, 2:6], h[:, 2:6])))
+    return Matching(frames)
 
 
-def summarise(accumulators: dict[str, mm.MOTAccumulator]) -> dict[str, dict[str, float]]:
-    """Metrics per named accumulator (e.g. per sequence) and ``OVERALL`` over all of them."""
-    names = list(accumulators)
-    table = mm.metrics.create().compute_many([accumulators[n] for n in names], metrics=METRICS,
-                                             names=names, generate_overall=True)
-    return {str(name): {k: float(v) for k, v in row.items()} for name, row in table.iterrows()}
+def summarise(matchings: dict[str, Matching], extra: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
+    """Metrics per named sequence and ``OVERALL`` over all of them (motmetrics' and TrackEval's)."""
+    names = list(matchings)
+    table = mm.metrics.create().compute_many([matchings[n].accumulator for n in names],
+                                             metrics=METRICS + list(extra), names=names,
+                                             generate_overall=True)
+    hota = {name: matchings[name].hota for name in names}
+    hota["OVERALL"] = hota_combine(hota)
+    return {str(name): {k: float(v) for k, v in row.items()} | hota_summary(hota[str(name)])
+            for name, row in table.iterrows()}

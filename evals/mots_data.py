@@ -26,14 +26,13 @@ from evals.mot_data import (
     _sequence_folders,
     _write_sequence,
 )
-from evals.mot_metrics import METRICS
+from evals.mot_metrics import FrameMatch, Matching, summarise
 
 PEDESTRIAN = 2
 IGNORE = 10
 IGNORE_KEY = -1  # masks[(frame, IGNORE_KEY)]: the union of a frame's ignore regions
 IOU_THRESHOLD = 0.5  # a match needs mask IoU > 0.5 (then it is unique, masks never overlap)
 IGNORE_OVERLAP = 0.5  # hypotheses more than this fraction inside an ignore region are dropped
-MOTS_METRICS = METRICS + ["num_detections", "smotsa", "motsa", "motsp"]
 
 
 class MotsRow(NamedTuple):
@@ -202,15 +201,15 @@ def _by_frame(rows: list[MotsRow], class_id: int) -> dict[int, list[MotsRow]]:
     return frames
 
 
-def mots_accumulate(gt_rows: list[MotsRow], hyp_rows: list[MotsRow]) -> mm.MOTAccumulator:
-    """Frame-by-frame matching of pedestrian hypotheses (class 2) to pedestrian gt by mask IoU.
+def mots_accumulate(gt_rows: list[MotsRow], hyp_rows: list[MotsRow]) -> Matching:
+    """Frame-by-frame mask IoUs between pedestrian hypotheses (class 2) and pedestrian gt.
 
     Hypotheses more than half inside the frame's ignore regions (gt class 10) are dropped first, as
-    mots_tools does; a match needs IoU > 0.5 and its motmetrics distance is 1 - IoU.
+    mots_tools does; a CLEAR match needs IoU > 0.5.
     """
     gt, hyp = _by_frame(gt_rows, PEDESTRIAN), _by_frame(hyp_rows, PEDESTRIAN)
     ignore = _by_frame(gt_rows, IGNORE)
-    acc = mm.MOTAccumulator(auto_id=False)
+    frames = []
     for frame in sorted(set(gt) | set(hyp)):
         objects, hypotheses = gt.get(frame, []), hyp.get(frame, [])
         hyp_rles = [_rle(r.mask) for r in hypotheses]
@@ -220,12 +219,12 @@ def mots_accumulate(gt_rows: list[MotsRow], hyp_rows: list[MotsRow]) -> mm.MOTAc
             keep = [i for i, rle in enumerate(hyp_rles)
                     if not inside[i] > IGNORE_OVERLAP * rletools.area(rle)]
             hypotheses, hyp_rles = [hypotheses[i] for i in keep], [hyp_rles[i] for i in keep]
-        dist = np.full((len(objects), len(hypotheses)), np.nan)
+        iou = np.zeros((len(objects), len(hypotheses)))
         if objects and hypotheses:
             iou = np.asarray(rletools.iou([_rle(r.mask) for r in objects], hyp_rles, [0] * len(hyp_rles)))
-            dist = np.where(iou > IOU_THRESHOLD, 1.0 - iou, np.nan)
-        acc.update([r.id for r in objects], [r.id for r in hypotheses], dist, frameid=frame)
-    return acc
+        frames.append(FrameMatch(frame, np.array([r.id for r in objects], dtype=int),
+                                 np.array([r.id for r in hypotheses], dtype=int), iou))
+    return Matching(frames, strict=True)
 
 
 def _iou_sum(acc: mm.MOTAccumulator) -> float:
@@ -234,25 +233,20 @@ def _iou_sum(acc: mm.MOTAccumulator) -> float:
     return float((1.0 - events.loc[events.Type.isin(["MATCH", "SWITCH"]), "D"]).sum())
 
 
-def mots_summarise(accumulators: dict[str, mm.MOTAccumulator]) -> dict[str, dict[str, float]]:
+def mots_summarise(matchings: dict[str, Matching]) -> dict[str, dict[str, float]]:
     """:func:`evals.mot_metrics.summarise`'s metrics plus ``smotsa``, ``motsa`` and ``motsp``.
 
     TP is motmetrics' ``num_detections`` (matches and switches): sMOTSA = (sum of TP IoUs - FP - IDSW)
     / gt masks, MOTSA = (TP - FP - IDSW) / gt masks, MOTSP = sum of TP IoUs / TP; NaN where undefined.
     """
-    names = list(accumulators)
-    table = mm.metrics.create().compute_many([accumulators[n] for n in names], metrics=METRICS + [
-        "num_detections"], names=names, generate_overall=True)
-    iou = {name: _iou_sum(accumulators[name]) for name in names}
+    iou = {name: _iou_sum(matching.accumulator) for name, matching in matchings.items()}
     iou["OVERALL"] = sum(iou.values())
-    out = {}
-    for name, row in table.iterrows():
-        metrics = {k: float(v) for k, v in row.items()}
+    out = summarise(matchings, extra=("num_detections",))
+    for name, metrics in out.items():
         tp, fp, idsw, n = (metrics[k] for k in ("num_detections", "num_false_positives", "num_switches",
                                                 "num_objects"))
-        total = iou[str(name)]
+        total = iou[name]
         metrics["smotsa"] = (total - fp - idsw) / n if n else float("nan")
         metrics["motsa"] = (tp - fp - idsw) / n if n else float("nan")
         metrics["motsp"] = total / tp if tp else float("nan")
-        out[str(name)] = metrics
     return out

@@ -160,20 +160,27 @@ def write_tracks(out: Path, result: StreamResult, task: str) -> None:
 
 
 def print_sequences(config: StreamConfig, result: StreamResult) -> None:
-    """Tracking metrics per sequence and network, the overall row last."""
+    """Tracking metrics per sequence and network, the overall row last; for a sequence without
+    ground truth, the tracks each network found and whether they equal the QANN's."""
     print(f"task={config.task} backend={config.backend} model={config.model} "
           f"precision={config.precision} input={'x'.join(map(str, result.graph.input_shape[1:]))} "
           f"act_bits={config.act_bits} source={config.source}")
     masks = config.task == "mots"
-    print(f"{'sequence':>12} {'network':>7} {'MOTA':>7} {'IDF1':>7} {'switches':>8} {'MOTP':>6} "
-          f"{'frames':>6}" + (f" {'sMOTSA':>7}" if masks else ""))
-    rows = [(s["name"], s["frames"], s["metrics"]) for s in result.sequences]
-    rows.append(("OVERALL", sum(s["frames"] for s in result.sequences), result.metrics))
-    for name, frames, metrics in rows:
-        for network, m in metrics.items():
-            print(f"{name:>12} {network:>7} {m['mota']:>7.3f} {m['idf1']:>7.3f} "
-                  f"{int(m['num_switches']):>8} {m['motp']:>6.3f} {frames:>6}"
-                  + (f" {m['smotsa']:>7.3f}" if masks else ""))
+    print(f"{'sequence':>12} {'network':>7} {'MOTA':>7} {'IDF1':>7} {'HOTA':>7} {'switches':>8} "
+          f"{'MOTP':>6} {'frames':>6} {'tracks':>6} {'=QANN':>5}" + (f" {'sMOTSA':>7}" if masks else ""))
+    rows = [(s["name"], s["frames"], s["metrics"], s["tracks"]) for s in result.sequences]
+    if result.metrics:
+        rows.append(("OVERALL", sum(s["frames"] for s in result.sequences), result.metrics, {}))
+    for name, frames, metrics, tracks in rows:
+        for network in metrics or tracks:
+            found = tracks.get(network)
+            same = "yes" if found and found["same_as_qann"] else "NO"
+            counts = f" {found['ids']:>6} {same:>5}" if found else " " * 13
+            m = metrics.get(network)
+            scores = (f"{m['mota']:>7.3f} {m['idf1']:>7.3f} {m['hota']:>7.3f} {int(m['num_switches']):>8} "
+                      f"{m['motp']:>6.3f}" if m else f"{'(no ground truth)':>39}")
+            print(f"{name:>12} {network:>7} {scores} {frames:>6}{counts}"
+                  + (f" {m['smotsa']:>7.3f}" if masks and m else ""))
 
 
 def print_frames(config: StreamConfig, records: list[FrameRecord]) -> None:

@@ -1,9 +1,10 @@
 """`python -m evals.run`: convert a quantized CNN to ST-BIF neurons, run video through it, track.
 
 ``--task mot`` (default): the converted backbone serves UniTrack's MOT head on the built-in
-synthetic sequences (or a MOTChallenge folder); the dense ANN, the QANN and both SNN modes track
-side by side and are scored with motmetrics.  ``--task stream``: the backbone only, per frame the
-time steps to quiescence, the spikes and the deviation of the SNN from the QANN.  Writes
+synthetic sequences (or a MOTChallenge folder, or a plain video with HOG detections); the dense
+ANN, the QANN and both SNN modes track side by side and are scored with motmetrics and TrackEval.
+``--task stream``: the backbone only, per frame the time steps to quiescence, the spikes and the
+deviation of the SNN from the QANN.  Writes
 ``report.json``, ``frames.csv``, ``layers.csv``, plots (and tracker results) under ``--out``
 (DESIGN.md section 7).
 """
@@ -17,8 +18,8 @@ from pathlib import Path
 import torch
 
 from backends.registry import BACKENDS, BackendUnavailableError, UnknownBackendError
+from evals.errors import DataError
 from evals.mot import run_mot
-from evals.mot_data import MotDataError
 from evals.report import print_frames, print_sequences, print_summary, write_report
 from evals.stream import PRECISIONS, StreamConfig, stream_compare
 from vistream_neuro import models
@@ -95,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action=argparse.BooleanOptionalAction,
                    help="run dense ANN, QANN, reset and locc on the same frames in one process "
                         "(default: on for tracking tasks, off for stream)")
-    p.add_argument("--detections", choices=("gt", "det"), default="gt",
-                   help="tracking: ground-truth boxes (default, as ViStream) or the sequences' det.txt")
+    p.add_argument("--detections", choices=("gt", "det", "hog"),
+                   help="tracking: ground-truth boxes (default, as ViStream), the sequences' det.txt, or "
+                        "OpenCV's HOG people detector (default for a plain video)")
     p.add_argument("--det-noise", type=float, default=0.0,
                    help="tracking without det.txt: jitter of ground-truth boxes, fraction of size")
     p.add_argument("--t-max", type=_positive, default=512, help="max time steps per frame")
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         config = _config(args)
         result = TASKS[config.task](config)
     except (UsageError, UnknownBackendError, BackendUnavailableError, ConversionError, GraphError,
-            CheckpointError, VideoError, MotDataError) as exc:
+            CheckpointError, VideoError, DataError) as exc:
         print(f"evals.run: error: {exc}", file=sys.stderr)
         return 2
     if config.task == "stream":

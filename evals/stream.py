@@ -49,7 +49,9 @@ class StreamConfig:
     precision: str = "float64"
     seed: int = 0
     force: bool = False  # run on Lava even when the estimated time is impractical
-    detections: str = "gt"  # tracking: ground-truth boxes (ViStream's protocol) or "det" (det.txt)
+    # tracking: "gt" boxes (ViStream's protocol), "det" (det.txt) or "hog" (OpenCV's people
+    # detector); None: gt, or hog for a plain video
+    detections: str | None = None
     det_noise: float = 0.0  # tracking: jitter of ground-truth detections, fraction of box size
 
 

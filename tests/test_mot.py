@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from evals.figures import synthetic_people
 from evals.mot_data import synthetic_mot, write_mot
 from evals.mot_tracker import JDETracker, embed
 from evals.run import main
+from vistream_neuro.video import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,12 +79,30 @@ def test_tracker_keeps_identities_through_a_missed_detection():
     assert ids[-1][1][0] == 10 + 4 * 7  # id 1 still the object moving right
 
 
-def test_plain_video_for_mot_says_which_task_reads_it(tmp_path, capsys):
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"")
-    assert main(["--backend", "torch", "--video", str(video), "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "clip.mp4" in err[0] and "--task stream" in err[0], err
+def test_plain_video_is_tracked_on_hog_detections(tmp_path, capsys):
+    """A video without annotations: HOG finds the walkers, every network tracks them, and with no
+    ground truth the report says which networks' tracks equal the QANN's."""
+    video = tmp_path / "walkers.avi"
+    write_video(video, synthetic_people(frames=16, height=240, width=320, seed=1).frames)
+    out = tmp_path / "out"
+    assert main(["--backend", "spikingjelly", "--video", str(video), "--input-size", "60x80",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "(no ground truth)" in printed and "OVERALL" not in printed
+    report = json.loads((out / "report.json").read_text())
+    (seq,) = report["sequences"]
+    assert seq["name"] == "walkers" and seq["detections"] == "hog" and seq["metrics"] == {}
+    assert seq["tracks"]["ann"]["ids"] >= 2
+    assert all(seq["tracks"][v]["same_as_qann"] for v in ("reset", "locc"))
+    rows = np.loadtxt(out / "tracks" / "locc" / "walkers.txt", delimiter=",", ndmin=2)
+    assert rows.shape[1] == 10 and len(rows) >= 16
+
+    for args, message in ((["--task", "mots"], "needs a MOTS20 folder"),
+                          (["--detections", "gt"], "--detections hog")):
+        assert main(["--backend", "torch", "--video", str(video), *args, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "walkers" in err[0] and message in err[0], err
+    assert not (tmp_path / "bad" / "report.json").exists()
 
 
 def test_mots_tracks_masks_and_snn_output_equals_the_qann(tmp_path):

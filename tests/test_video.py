@@ -24,6 +24,7 @@ def test_read_back_what_was_written(clip):
     assert np.abs(video - frames).mean() < 0.03  # MJPG is lossy
     part = read_video(path, start=3, frames=4, crop=(16, 8, 64, 32), size=(16, 32))
     assert part.shape == (4, 3, 16, 32)
+    assert np.array_equal(read_video(path, start=3, frames=None), video[3:])
 
 
 def test_frame_folder(tmp_path, clip):
@@ -33,6 +34,7 @@ def test_frame_folder(tmp_path, clip):
                     (frame.transpose(1, 2, 0)[:, :, ::-1] * 255).round().astype(np.uint8))
     video = read_video(tmp_path, start=1, frames=4)
     assert np.abs(video - frames[1:5]).max() <= 0.5 / 255 + 1e-6
+    assert np.array_equal(read_video(tmp_path, start=1, frames=None), video)
 
 
 def test_bad_video_inputs(tmp_path, clip):
@@ -40,7 +42,8 @@ def test_bad_video_inputs(tmp_path, clip):
     (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
     cases = [((tmp_path / "missing.mp4",), "no such video"),
              ((tmp_path / "broken.mp4",), "broken.mp4"),
-             ((path, 10, 5), "has 12 frames"),
+             ((path, 10, 5), "holds 12 frames"),
+             ((path, 12, None), "--start 12 asks for frames up to 12, but it holds 12 frames"),
              ((path, 0, 2, (100, 0, 64, 64)), "outside the 128x96"),
              ((tmp_path,), "no image frames")]
     for args, message in cases:
