@@ -17,12 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from evals.detector import HogPeopleDetector
-from evals.mot_data import MotDataError, MotSequence, read_mot_dataset, synthetic_mot_dataset
-from evals.mot_metrics import accumulate, scored_ground_truth, summarise
+from evals.mot_data import (
+    MotDataError,
+    MotSequence,
+    read_mot_dataset,
+    synthetic_mot_dataset,
+    write_mot_results,
+)
+from evals.mot_metrics import Matching, accumulate, scored_ground_truth, summarise
 from evals.mot_tracker import JDETracker, embed, embed_masks
 from evals.mots_data import (
     IGNORE,
@@ -33,12 +37,11 @@ from evals.mots_data import (
     mots_accumulate,
     mots_summarise,
     read_mots_dataset,
+    write_mots_txt,
 )
-from evals.stream import Lockstep, StreamConfig, StreamResult
-from vistream_neuro.pipeline import convert_model, normalise
+from evals.stream import StreamConfig
+from evals.tasks import Column, Task
 from vistream_neuro.video import IMAGE_SUFFIXES, frame_rate, read_video
-
-CALIBRATION_FRAMES = 8
 
 
 def load_sequences(config: StreamConfig) -> list[MotSequence]:
@@ -103,39 +106,35 @@ def detections(seq: MotSequence, source: str, noise: float, seed: int) -> list[t
     return [(rows[rows[:, 0] == t, 2:6], rows[rows[:, 0] == t, 6]) for t in range(1, len(seq.frames) + 1)]
 
 
-def network_input(seq: MotSequence, config: StreamConfig, size: tuple[int, int]) -> torch.Tensor:
-    frames = torch.from_numpy(seq.frames).double()
-    if tuple(frames.shape[-2:]) != size:
-        frames = F.interpolate(frames, size=size, mode="area")
-    return normalise(frames, config.model)
-
-
 class BoxHead:
     """MOT: boxes in, boxes out, scored by box IoU."""
 
     def __init__(self, seq: MotSequence, dets: list[tuple[np.ndarray, np.ndarray]]) -> None:
         self.seq, self.frame_size, self.detections = seq, tuple(seq.frames.shape[-2:]), dets
+        self.tracker = JDETracker()
         self._rows: list[np.ndarray] = []
 
     def embed(self, features: torch.Tensor, t: int) -> np.ndarray:
         return embed(features, self.detections[t][0], self.frame_size)
 
+    def step(self, t: int, features: torch.Tensor) -> None:
+        boxes, scores = self.detections[t]
+        self.record(t, self.tracker.step(boxes, scores, self.embed(features, t)))
+
     def record(self, t: int, tracked: np.ndarray) -> None:
         self._rows.append(np.column_stack([np.full(len(tracked), t + 1.0), tracked[:, :5]]))
 
-    def tracks(self) -> np.ndarray:
+    def output(self) -> np.ndarray:
         return np.concatenate(self._rows) if self._rows else np.zeros((0, 6))
 
-    def same_tracks(self, other: BoxHead) -> bool:
-        return np.array_equal(self.tracks(), other.tracks())
+    def same_as(self, other: BoxHead) -> bool:
+        return np.array_equal(self.output(), other.output())
 
     def track_count(self) -> int:
-        return len(np.unique(self.tracks()[:, 1]))
+        return len(np.unique(self.output()[:, 1]))
 
-    def accumulate(self):
-        return accumulate(self.seq.gt, self.tracks())
-
-    summarise = staticmethod(summarise)
+    def accumulate(self) -> Matching:
+        return accumulate(self.seq.gt, self.output())
 
 
 class MaskHead(BoxHead):
@@ -143,12 +142,11 @@ class MaskHead(BoxHead):
     embeddings, the matched detection's mask out, scored by mask IoU (sMOTSA)."""
 
     def __init__(self, seq: MotSequence, dets: None = None) -> None:
-        self.seq, self.frame_size, self._rows = seq, tuple(seq.frames.shape[-2:]), []
         self.gt = gt_rows(seq)
         self.masks = [[r.mask for r in self.gt if r.frame == t] for t in range(1, len(seq.frames) + 1)]
-        self.detections = [(np.array([bounding_box(m) for m in masks], dtype=float).reshape(-1, 4),
-                            np.ones(len(masks)))
-                           for masks in self.masks]
+        super().__init__(seq, [(np.array([bounding_box(m) for m in masks], dtype=float).reshape(-1, 4),
+                                np.ones(len(masks))) for masks in self.masks])
+        self._rows = []
 
     def embed(self, features: torch.Tensor, t: int) -> np.ndarray:
         return embed_masks(features, self.masks[t])
@@ -157,21 +155,19 @@ class MaskHead(BoxHead):
         self._rows += [MotsRow(t + 1, PEDESTRIAN * 1000 + int(r[0]), PEDESTRIAN, self.masks[t][int(r[5])])
                        for r in tracked]
 
-    def tracks(self) -> list:
+    def output(self) -> list:
         return self._rows
 
-    def same_tracks(self, other: MaskHead) -> bool:
-        mine, theirs = self.tracks(), other.tracks()
+    def same_as(self, other: MaskHead) -> bool:
+        mine, theirs = self.output(), other.output()
         return len(mine) == len(theirs) and all(
             a[:3] == b[:3] and np.array_equal(a.mask, b.mask) for a, b in zip(mine, theirs, strict=True))
 
     def track_count(self) -> int:
         return len({r.id for r in self._rows})
 
-    def accumulate(self):
+    def accumulate(self) -> Matching:
         return mots_accumulate(self.gt + ignore_rows(self.seq), self._rows)
-
-    summarise = staticmethod(mots_summarise)
 
 
 def gt_rows(seq: MotSequence) -> list:
@@ -187,39 +183,38 @@ def ignore_rows(seq: MotSequence) -> list:
             if i == IGNORE_KEY]
 
 
-def run_mot(config: StreamConfig) -> StreamResult:
-    sequences = load_sequences(config)
-    size = config.input_size or tuple(sequences[0].frames.shape[-2:])
-    inputs = [network_input(s, config, size) for s in sequences]
-    net = convert_model(config.model, inputs[0][:CALIBRATION_FRAMES], config.act_bits, config.seed,
-                        config.weights, config.calibration, spatial=True)
-    runner = Lockstep(net, config, sum(len(x) for x in inputs))
-    result = runner.result
-    variants = ["ann", "qann", *runner.modes]
-    matchings: dict[str, dict] = {v: {} for v in variants}
-    head_cls = MaskHead if config.task == "mots" else BoxHead
+def _summarise_with(summarise):
+    """Score the sequences that have ground truth; a plain video has none and is left unscored."""
+    def run(heads: dict[str, BoxHead], sequences) -> dict:
+        scored = {name: head.accumulate() for name, head in heads.items() if len(head.seq.gt)}
+        return summarise(scored) if scored else {}
+    return run
+
+
+def _describe(config_detections):
+    return lambda seq, heads: {"detections": config_detections,
+                               "tracks": {v: h.track_count() for v, h in heads.items()}}
+
+
+MOT_COLUMNS = (Column("MOTA", "mota"), Column("IDF1", "idf1"), Column("HOTA", "hota"),
+               Column("switches", "num_switches", ".0f"), Column("MOTP", "motp"))
+
+
+def mot_task(config: StreamConfig) -> Task:
     source = detection_source(config)
-    for seq, frames in tqdm(list(zip(sequences, inputs, strict=True)), desc="sequences", disable=None):
-        dets = None if head_cls is MaskHead else detections(seq, source, config.det_noise, config.seed)
-        trackers = {v: JDETracker() for v in variants}
-        heads = {v: head_cls(seq, dets) for v in variants}
-        for t, step in enumerate(runner.run(frames, desc=seq.name, sequence=seq.name)):
-            features = {"ann": step.ann, "qann": step.qann, **step.snn}
-            for v in variants:
-                boxes, scores = heads[v].detections[t]
-                heads[v].record(t, trackers[v].step(boxes, scores, heads[v].embed(features[v], t)))
-        scored = len(seq.gt) > 0
-        for v in variants:
-            result.tracks.setdefault(v, {})[seq.name] = heads[v].tracks()
-            if scored:
-                matchings[v][seq.name] = heads[v].accumulate()
-        result.sequences.append({
-            "name": seq.name, "frames": len(seq.frames), "detections": source,
-            "tracks": {v: {"ids": heads[v].track_count(), "same_as_qann": heads[v].same_tracks(heads["qann"])}
-                       for v in variants}})
-    per_variant = {v: head_cls.summarise(m) if m else {} for v, m in matchings.items()}
-    result.metrics = {v: m["OVERALL"] for v, m in per_variant.items() if m}
-    for entry in result.sequences:
-        entry["metrics"] = {v: per_variant[v][entry["name"]] for v in variants
-                            if entry["name"] in per_variant[v]}
-    return runner.finish()
+    return Task("mot", load_sequences, BoxHead, _summarise_with(summarise), _write_mot, MOT_COLUMNS,
+                prepare=lambda seq, c: detections(seq, source, c.det_noise, c.seed),
+                describe=_describe(source))
+
+
+def mots_task(config: StreamConfig) -> Task:
+    return Task("mots", load_sequences, MaskHead, _summarise_with(mots_summarise), _write_mots,
+                MOT_COLUMNS + (Column("sMOTSA", "smotsa"),), describe=_describe("gt masks"))
+
+
+def _write_mot(folder: Path, name: str, rows: np.ndarray) -> None:
+    write_mot_results(folder / f"{name}.txt", rows)
+
+
+def _write_mots(folder: Path, name: str, rows: list) -> None:
+    write_mots_txt(folder / f"{name}.txt", rows)

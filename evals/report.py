@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from evals.atomic import write_atomic
-from evals.mot_data import write_mot_results
-from evals.mots_data import write_mots_txt
 from evals.plots import write_plots
 from evals.stream import FrameRecord, StreamConfig, StreamResult
+from evals.tasks import Task
 from vistream_neuro import ir
 from vistream_neuro.energy import MODELS as ENERGY_MODELS
 
@@ -137,7 +136,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     write_atomic(path, write)
 
 
-def write_report(out: Path, config: StreamConfig, result: StreamResult) -> dict:
+def write_report(out: Path, config: StreamConfig, result: StreamResult, task: Task | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report = build_report(config, result)
     flat = [{k: v for k, v in f.items() if k != "energy_pj"}
@@ -145,42 +144,39 @@ def write_report(out: Path, config: StreamConfig, result: StreamResult) -> dict:
     _write_csv(out / "frames.csv", flat)
     _write_csv(out / "layers.csv", layer_rows(result))
     write_plots(out, result, report)
-    write_tracks(out / "tracks", result, config.task)
+    if task is not None:
+        write_tracks(out / "tracks", result, task)
     write_atomic(out / "report.json", lambda f: json.dump(report, f, indent=2))
     return report
 
 
-def write_tracks(out: Path, result: StreamResult, task: str) -> None:
-    """Tracker output per network and sequence in the dataset's result format, so the official
-    tools can score it too: MOTChallenge ``frame,id,x,y,w,h,conf,-1,-1,-1`` or MOTS txt (RLE)."""
-    write = write_mots_txt if task == "mots" else write_mot_results
+def write_tracks(out: Path, result: StreamResult, task: Task) -> None:
+    """Tracker output per network and sequence in the dataset's own result format, so the official
+    tools can score it too (MOTChallenge txt, MOTS txt, OTB txt, DAVIS PNGs, PoseTrack JSON)."""
     for network, sequences in result.tracks.items():
-        for name, rows in sequences.items():
-            write(out / network / f"{name}.txt", rows)
+        for name, output in sequences.items():
+            task.write(out / network, name, output)
 
 
-def print_sequences(config: StreamConfig, result: StreamResult) -> None:
-    """Tracking metrics per sequence and network, the overall row last; for a sequence without
-    ground truth, the tracks each network found and whether they equal the QANN's."""
+def print_sequences(config: StreamConfig, result: StreamResult, task: Task) -> None:
+    """Task metrics per sequence and network, the overall row last; for a sequence without ground
+    truth (a plain video), the tracks each network found.  ``=QANN``: output identical to the QANN's."""
     print(f"task={config.task} backend={config.backend} model={config.model} "
           f"precision={config.precision} input={'x'.join(map(str, result.graph.input_shape[1:]))} "
           f"act_bits={config.act_bits} source={config.source}")
-    masks = config.task == "mots"
-    print(f"{'sequence':>12} {'network':>7} {'MOTA':>7} {'IDF1':>7} {'HOTA':>7} {'switches':>8} "
-          f"{'MOTP':>6} {'frames':>6} {'tracks':>6} {'=QANN':>5}" + (f" {'sMOTSA':>7}" if masks else ""))
-    rows = [(s["name"], s["frames"], s["metrics"], s["tracks"]) for s in result.sequences]
+    print(f"{'sequence':>12} {'network':>7} " + " ".join(f"{c.header:>8}" for c in task.columns)
+          + f" {'frames':>6} {'=QANN':>5}")
+    rows = [(s["name"], s["frames"], s["metrics"], s["same_as_qann"]) for s in result.sequences]
     if result.metrics:
         rows.append(("OVERALL", sum(s["frames"] for s in result.sequences), result.metrics, {}))
-    for name, frames, metrics, tracks in rows:
-        for network in metrics or tracks:
-            found = tracks.get(network)
-            same = "yes" if found and found["same_as_qann"] else "NO"
-            counts = f" {found['ids']:>6} {same:>5}" if found else " " * 13
+    width = 9 * len(task.columns) - 1
+    for name, frames, metrics, same in rows:
+        for network in same or metrics:
             m = metrics.get(network)
-            scores = (f"{m['mota']:>7.3f} {m['idf1']:>7.3f} {m['hota']:>7.3f} {int(m['num_switches']):>8} "
-                      f"{m['motp']:>6.3f}" if m else f"{'(no ground truth)':>39}")
-            print(f"{name:>12} {network:>7} {scores} {frames:>6}{counts}"
-                  + (f" {m['smotsa']:>7.3f}" if masks and m else ""))
+            scores = (" ".join(f"{m[c.key]:>8{c.fmt}}" for c in task.columns) if m
+                      else f"{'(no ground truth)':>{width}}")
+            equal = {True: "yes", False: "NO"}.get(same.get(network), "")
+            print(f"{name:>12} {network:>7} {scores} {frames:>6} {equal:>5}")
 
 
 def print_frames(config: StreamConfig, records: list[FrameRecord]) -> None:

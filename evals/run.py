@@ -19,9 +19,10 @@ import torch
 
 from backends.registry import BACKENDS, BackendUnavailableError, UnknownBackendError
 from evals.errors import DataError
-from evals.mot import run_mot
+from evals.mot import mot_task, mots_task
 from evals.report import print_frames, print_sequences, print_summary, write_report
 from evals.stream import PRECISIONS, StreamConfig, stream_compare
+from evals.tasks import run_task
 from vistream_neuro import models
 from vistream_neuro.convert import ConversionError
 from vistream_neuro.ir import GraphError
@@ -29,7 +30,8 @@ from vistream_neuro.models import CheckpointError
 from vistream_neuro.streaming import MODES
 from vistream_neuro.video import VideoError
 
-TASKS = {"mot": run_mot, "mots": run_mot, "stream": stream_compare}
+TRACKING = {"mot": mot_task, "mots": mots_task}
+TASKS = [*TRACKING, "stream"]
 
 
 class UsageError(ValueError):
@@ -141,16 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         config = _config(args)
-        result = TASKS[config.task](config)
+        task = TRACKING[config.task](config) if config.task in TRACKING else None
+        result = run_task(task, config) if task else stream_compare(config)
     except (UsageError, UnknownBackendError, BackendUnavailableError, ConversionError, GraphError,
             CheckpointError, VideoError, DataError) as exc:
         print(f"evals.run: error: {exc}", file=sys.stderr)
         return 2
-    if config.task == "stream":
+    if task is None:
         print_frames(config, result.runs[config.mode])
     else:
-        print_sequences(config, result)
-    report = write_report(args.out, config, result)
+        print_sequences(config, result, task)
+    report = write_report(args.out, config, result, task)
     print_summary(report)
     print(f"report: {args.out / 'report.json'}")
     return 0

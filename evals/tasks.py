@@ -1,0 +1,103 @@
+"""UniTrack's shape for every tracking task: one appearance model, thin task heads, one runner loop.
+
+A task says how to load its sequences, which head follows one sequence for one network, how to
+score the heads and how to write their output in the dataset's own result format.  :func:`run_task`
+is the single loop: it converts the backbone once, streams every sequence through the dense ANN, the
+QANN and the SNN modes in lockstep (:class:`evals.stream.Lockstep`) and hands each network's
+features of each frame to that network's head, so differences between networks come from the
+features alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from evals.stream import Lockstep, StreamConfig, StreamResult
+from vistream_neuro.pipeline import convert_model, normalise
+
+
+class Head(Protocol):
+    """Follows one sequence for one network."""
+
+    def step(self, t: int, features: torch.Tensor) -> None:
+        """Frame ``t`` (0-based): the backbone's ``(1, C, h, w)`` feature map of the whole frame."""
+
+    def output(self) -> Any:
+        """What the head tracked, in the form the task's writer takes."""
+
+    def same_as(self, other: Head) -> bool:
+        """Whether this head's output equals ``other``'s exactly."""
+
+
+class TrackedSequence(Protocol):
+    name: str
+    frames: np.ndarray  # (T, 3, H, W) float32 RGB in [0, 1]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One metric column of the terminal table: header, metric key, format."""
+
+    header: str
+    key: str
+    fmt: str = ".3f"
+
+
+@dataclass
+class Task:
+    name: str
+    load: Callable[[StreamConfig], Sequence[TrackedSequence]]
+    # per sequence: the head of each network; ``prepare`` runs once per sequence (e.g. a detector)
+    head: Callable[[Any, Any], Head]
+    summarise: Callable[[dict[str, Head], Sequence[TrackedSequence]], dict[str, dict[str, float]]]
+    write: Callable[[Path, str, Any], None]  # (folder, sequence name, head output)
+    columns: tuple[Column, ...]
+    prepare: Callable[[Any, StreamConfig], Any] = lambda seq, config: None
+    describe: Callable[[Any, dict[str, Head]], dict] = lambda seq, heads: {}
+
+
+def network_input(seq: TrackedSequence, config: StreamConfig, size: tuple[int, int]) -> torch.Tensor:
+    frames = torch.from_numpy(seq.frames).double()
+    if tuple(frames.shape[-2:]) != size:
+        frames = F.interpolate(frames, size=size, mode="area")
+    return normalise(frames, config.model)
+
+
+def run_task(task: Task, config: StreamConfig) -> StreamResult:
+    """Every sequence through every network and its head; metrics per network and sequence."""
+    sequences = task.load(config)
+    size = config.input_size or tuple(sequences[0].frames.shape[-2:])
+    inputs = [network_input(s, config, size) for s in sequences]
+    net = convert_model(config.model, inputs[0], config.act_bits, config.seed,
+                        config.weights, config.calibration, spatial=True)
+    runner = Lockstep(net, config, sum(len(x) for x in inputs))
+    result = runner.result
+    variants = ["ann", "qann", *runner.modes]
+    heads: dict[str, dict[str, Head]] = {v: {} for v in variants}
+    for seq, frames in tqdm(list(zip(sequences, inputs, strict=True)), desc="sequences", disable=None):
+        shared = task.prepare(seq, config)
+        now = {v: task.head(seq, shared) for v in variants}
+        for t, step in enumerate(runner.run(frames, desc=seq.name, sequence=seq.name)):
+            features = {"ann": step.ann, "qann": step.qann, **step.snn}
+            for v in variants:
+                now[v].step(t, features[v])
+        for v in variants:
+            heads[v][seq.name] = now[v]
+            result.tracks.setdefault(v, {})[seq.name] = now[v].output()
+        result.sequences.append({"name": seq.name, "frames": len(seq.frames),
+                                 "same_as_qann": {v: now[v].same_as(now["qann"]) for v in variants},
+                                 **task.describe(seq, now)})
+    per_variant = {v: task.summarise(heads[v], sequences) for v in variants}
+    result.metrics = {v: m["OVERALL"] for v, m in per_variant.items() if "OVERALL" in m}
+    for entry in result.sequences:
+        entry["metrics"] = {v: per_variant[v][entry["name"]] for v in variants
+                            if entry["name"] in per_variant[v]}
+    return runner.finish()
