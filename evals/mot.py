@@ -40,7 +40,7 @@ from evals.mots_data import (
     write_mots_txt,
 )
 from evals.stream import StreamConfig
-from evals.tasks import Column, Task
+from evals.tasks import Column, Task, same_records
 from vistream_neuro.video import IMAGE_SUFFIXES, frame_rate, read_video
 
 
@@ -159,9 +159,7 @@ class MaskHead(BoxHead):
         return self._rows
 
     def same_as(self, other: MaskHead) -> bool:
-        mine, theirs = self.output(), other.output()
-        return len(mine) == len(theirs) and all(
-            a[:3] == b[:3] and np.array_equal(a.mask, b.mask) for a, b in zip(mine, theirs, strict=True))
+        return same_records(self.output(), other.output())
 
     def track_count(self) -> int:
         return len({r.id for r in self._rows})
@@ -209,7 +207,7 @@ def mot_task(config: StreamConfig) -> Task:
 
 def mots_task(config: StreamConfig) -> Task:
     return Task("mots", load_sequences, MaskHead, _summarise_with(mots_summarise), _write_mots,
-                MOT_COLUMNS + (Column("sMOTSA", "smotsa"),), describe=_describe("gt masks"))
+                (Column("sMOTSA", "smotsa"), *MOT_COLUMNS), describe=_describe("gt masks"))
 
 
 def _write_mot(folder: Path, name: str, rows: np.ndarray) -> None:

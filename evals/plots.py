@@ -65,6 +65,24 @@ def plot_energy(path: Path, report: dict) -> None:
     _save(fig, path)
 
 
+def plot_sops_by_task(path: Path, results: dict) -> None:
+    """Operations per frame (SOPs + input MACs) of each task's SNN runs over its frames, with each
+    task's dense ANN MACs per frame dotted; ``results`` maps task name to its StreamResult."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    styles = {"locc": "-", "reset": "--"}
+    for i, (task, result) in enumerate(results.items()):
+        colour = f"C{i}"
+        for mode, records in result.runs.items():
+            ax.plot([r.ops.total_sops + r.ops.total_input_macs for r in records], styles.get(mode, "-"),
+                    color=colour, label=f"{task} {mode}")
+        ax.axhline(sum(result.ann_macs.values()), color=colour, ls=":", lw=1)
+    ax.set_yscale("log")
+    ax.set(xlabel="frame (sequences of a task in order)", ylabel="operations per frame",
+           title="SNN operations per frame by task (dotted: dense ANN MACs)")
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+
+
 def write_plots(out: Path, result, report: dict) -> None:
     plot_ops_per_frame(out / "ops_per_frame.png", result, report["summary"]["ann_macs_per_frame"])
     plot_layer_ops(out / "layer_ops.png", result)

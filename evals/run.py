@@ -3,10 +3,11 @@
 ``--task mot`` (default): the converted backbone serves UniTrack's MOT head on the built-in
 synthetic sequences (or a MOTChallenge folder, or a plain video with HOG detections); the dense
 ANN, the QANN and both SNN modes track side by side and are scored with motmetrics and TrackEval.
-``--task stream``: the backbone only, per frame the time steps to quiescence, the spikes and the
-deviation of the SNN from the QANN.  Writes
-``report.json``, ``frames.csv``, ``layers.csv``, plots (and tracker results) under ``--out``
-(DESIGN.md section 7).
+``mots``, ``sot``, ``vos`` and ``posetrack`` do the same with UniTrack's other heads (OTB, DAVIS
+and PoseTrack layouts via ``--data``); ``all`` runs the five on the built-in data and writes one
+table.  ``--task stream``: the backbone only, per frame the time steps to quiescence, the spikes and
+the deviation of the SNN from the QANN.  Writes ``report.json``, ``frames.csv``, ``layers.csv``,
+plots (and tracker results) under ``--out`` (DESIGN.md section 7).
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from pathlib import Path
 import torch
 
 from backends.registry import BACKENDS, BackendUnavailableError, UnknownBackendError
+from evals.all_tasks import print_table, run_all
 from evals.errors import DataError
 from evals.mot import mot_task, mots_task
+from evals.posetrack import posetrack_task
 from evals.report import print_frames, print_sequences, print_summary, write_report
-from evals.stream import PRECISIONS, StreamConfig, stream_compare
-from evals.tasks import run_task
+from evals.sot import sot_task
+from evals.stream import PRECISIONS, StreamConfig, StreamResult, stream_compare
+from evals.tasks import Task, run_task
+from evals.vos import vos_task
 from vistream_neuro import models
 from vistream_neuro.convert import ConversionError
 from vistream_neuro.ir import GraphError
@@ -30,8 +35,8 @@ from vistream_neuro.models import CheckpointError
 from vistream_neuro.streaming import MODES
 from vistream_neuro.video import VideoError
 
-TRACKING = {"mot": mot_task, "mots": mots_task}
-TASKS = [*TRACKING, "stream"]
+TRACKING = {"mot": mot_task, "mots": mots_task, "sot": sot_task, "vos": vos_task, "posetrack": posetrack_task}
+TASKS = [*TRACKING, "all", "stream"]
 
 
 class UsageError(ValueError):
@@ -79,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m evals.run", description=__doc__.splitlines()[0])
     p.add_argument("--backend", required=True, help=f"one of: {', '.join(BACKENDS)}")
     p.add_argument("--task", default="mot",
-                   help="mot (default: tracking on the synthetic sequences), mots (with masks) or stream "
-                        "(backbone only)")
+                   help="mot (default: multi-object tracking on the synthetic sequences), mots (with masks), "
+                        "sot (single object), vos (segmentation propagation), posetrack (people and "
+                        "keypoints), all (the five tracking tasks, one table) or stream (backbone only)")
     p.add_argument("--model", default="tiny", help=f"one of: {', '.join(models.MODELS)} (default tiny)")
     p.add_argument("--weights", type=Path, help="checkpoint (state dict) for --model")
     p.add_argument("--data", default="synthetic",
@@ -118,7 +124,9 @@ def _config(args: argparse.Namespace) -> StreamConfig:
     if args.backend not in BACKENDS:
         raise UnknownBackendError(args.backend)
     if args.task not in TASKS:
-        raise UsageError(f"--task {args.task}: valid tasks so far are {', '.join(TASKS)}")
+        raise UsageError(f"--task {args.task}: valid tasks are {', '.join(TASKS)}")
+    if args.task == "all" and (args.data != "synthetic" or args.video is not None):
+        raise UsageError("--task all runs every task on the built-in synthetic data; give --data to one task")
     if args.model not in models.MODELS:
         raise UsageError(f"--model {args.model}: valid models are {', '.join(models.MODELS)}")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -139,23 +147,37 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         force=args.force)
 
 
+def run_tracking(task: Task, config: StreamConfig, out: Path) -> tuple[StreamResult, dict]:
+    result = run_task(task, config)
+    print_sequences(config, result, task)
+    report = write_report(out, config, result, task)
+    print_summary(report)
+    print(f"report: {out / 'report.json'}")
+    return result, report
+
+
+def run_stream(config: StreamConfig, out: Path) -> None:
+    result = stream_compare(config)
+    print_frames(config, result.runs[config.mode])
+    print_summary(write_report(out, config, result))
+    print(f"report: {out / 'report.json'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         config = _config(args)
-        task = TRACKING[config.task](config) if config.task in TRACKING else None
-        result = run_task(task, config) if task else stream_compare(config)
+        if config.task == "all":
+            print_table(run_all(config, args.out, TRACKING, run_tracking))
+            print(f"combined: {args.out / 'tasks.json'}")
+        elif config.task == "stream":
+            run_stream(config, args.out)
+        else:
+            run_tracking(TRACKING[config.task](config), config, args.out)
     except (UsageError, UnknownBackendError, BackendUnavailableError, ConversionError, GraphError,
             CheckpointError, VideoError, DataError) as exc:
         print(f"evals.run: error: {exc}", file=sys.stderr)
         return 2
-    if task is None:
-        print_frames(config, result.runs[config.mode])
-    else:
-        print_sequences(config, result, task)
-    report = write_report(args.out, config, result, task)
-    print_summary(report)
-    print(f"report: {args.out / 'report.json'}")
     return 0
 
 

@@ -159,7 +159,7 @@ class Lockstep:
         try:
             for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True),
                                                total=len(batch), desc=desc, disable=None, leave=False):
-                qann = self._decode(ref.output.double().cpu())
+                qann = self._decode(self._readout(ref))
                 with torch.no_grad():
                     ann = self.net.ann(frame)
                     self._cosines.append(F.cosine_similarity(ann.flatten(1), qann.flatten(1)).item())
@@ -169,11 +169,27 @@ class Lockstep:
                 runs = dict(zip(self.modes, simulated, strict=True))
                 for mode, res in runs.items():
                     self.result.runs[mode].append(_record(ref, res, sequence))
-                snn = {mode: self._decode(res.output.double().cpu()) for mode, res in runs.items()}
+                snn = {mode: self._decode(self._readout(res)) for mode, res in runs.items()}
                 yield LockstepFrame(ann, qann, snn)
         finally:
             for sim in sims:
                 sim.close()
+
+    def _readout(self, res: FrameResult) -> torch.Tensor:
+        """The output the heads see: the output neurons' level counts times their payload.
+
+        A spiking output is an integer count of quanta; reading it as that count (not as the float
+        sum of its spikes, which differs from the QANN's value by rounding, ~1e-14) makes the SNN's
+        features bit-identical to the QANN's whenever their levels agree, so heads with continuous
+        outputs (keypoint positions, scores) give identical results too.
+        """
+        node = self.graph.node(self.graph.output)
+        if not isinstance(node, ir.Neuron):
+            return res.output.double().cpu()
+        payload = torch.as_tensor(node.output_scale, dtype=torch.float64)
+        if payload.ndim == 1:
+            payload = payload.reshape(-1, *([1] * (res.output.ndim - 2)))
+        return res.levels[node.name].double().cpu() * payload
 
     def finish(self) -> StreamResult:
         """The result with the mean cosines of QANN to ANN outputs and (fixed only) of the integer

@@ -6,6 +6,8 @@ real video.  Seeded, so runs are reproducible.
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 
 
@@ -31,6 +33,19 @@ def synthetic_video(
     seed: int = 0,
 ) -> np.ndarray:
     """``(frames, 3, height, width)`` float32 RGB frames in [0, 1]."""
+    return bouncing_objects(frames, height, width, objects, noise, seed)[0]
+
+
+def bouncing_objects(
+    frames: int, height: int = 64, width: int = 64, objects: int = 3, noise: float = 0.01,
+    seed: int = 0, colour: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The synthetic video and its label maps ``(frames, height, width)`` uint8: 0 for background,
+    ``k`` where object ``k`` is seen (objects drawn in order, so later ones pass in front).
+
+    ``colour`` in [0, 1] blends each object's texture with a hue of its own (evenly spaced), so
+    objects differ from each other and from the background as real ones do.
+    """
     if frames < 1 or height < 8 or width < 8:
         raise ValueError(f"synthetic video needs frames >= 1 and size >= 8x8, got {frames}, {height}x{width}")
     rng = np.random.default_rng(seed)
@@ -43,16 +58,22 @@ def synthetic_video(
         pos = rng.uniform([0, 0], [height - oh, width - ow])
         vel = rng.uniform(-1.5, 1.5, size=2) * max(height, width) / 64
         sprites.append((texture(rng, oh, ow, octaves=2), mask, pos, vel))
+    for k, (tex, *_) in enumerate(sprites):
+        hue = np.asarray(colorsys.hsv_to_rgb(k / max(objects, 1), 0.9, 0.9))[:, None, None]
+        tex *= 1 - colour
+        tex += colour * hue
     video = np.empty((frames, 3, height, width), dtype=np.float32)
+    labels = np.zeros((frames, height, width), dtype=np.uint8)
     for t in range(frames):
         frame = background.copy()
-        for tex, mask, pos, vel in sprites:
+        for k, (tex, mask, pos, vel) in enumerate(sprites, start=1):
             p = pos + vel * t
             limit = np.array([height - mask.shape[0], width - mask.shape[1]])
             p = np.abs((p + limit) % (2 * limit) - limit)  # bounce off the borders
             y, x = np.round(p).astype(int)
             region = frame[:, y:y + mask.shape[0], x:x + mask.shape[1]]
             region[:, mask] = tex[:, mask]
+            labels[t, y:y + mask.shape[0], x:x + mask.shape[1]][mask] = k
         frame += noise * rng.standard_normal(frame.shape)
         video[t] = np.clip(frame, 0.0, 1.0)
-    return video
+    return video, labels

