@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import colorsys
 import configparser
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from evals.atomic import write_atomic
+from evals.atomic import check_folder_name, replace_folder, write_atomic, write_jpegs
 from evals.errors import DataError
 from evals.synthetic import texture
 
@@ -201,37 +198,20 @@ def _write_sequence(seq: MotSequence, root: Path, annotations) -> Path:
     """seqinfo.ini and img1/ of ``seq`` in a temporary folder, ``annotations(folder)`` for the rest,
     then the folder renamed to ``root/<name>`` (replacing an existing one)."""
     root = Path(root)
-    if not seq.name or Path(seq.name).name != seq.name or seq.name.startswith("."):
-        raise MotDataError(f"{root}: sequence name {seq.name!r} is not a plain folder name")
+    check_folder_name(root, seq.name, MotDataError)
     n, channels, h, w = seq.frames.shape
     if channels != 3:
         raise MotDataError(f"{root / seq.name}: frames must be (T, 3, H, W), got {seq.frames.shape}")
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{seq.name}.", dir=root))
-    try:
+
+    def build(tmp: Path) -> None:
         rate = int(seq.frame_rate) if float(seq.frame_rate).is_integer() else seq.frame_rate
         (tmp / "seqinfo.ini").write_text(
             f"[Sequence]\nname={seq.name}\nimDir=img1\nframeRate={rate}\nseqLength={n}\n"
             f"imWidth={w}\nimHeight={h}\nimExt=.jpg\n")
-        (tmp / "img1").mkdir()
-        images = (np.clip(seq.frames, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
-        for i, image in enumerate(images):
-            file = tmp / "img1" / f"{i + 1:06d}.jpg"
-            if not cv2.imwrite(str(file), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95]):
-                raise MotDataError(f"{file}: OpenCV could not write this image")
+        write_jpegs(tmp / "img1", seq.frames, lambda t: f"{t + 1:06d}.jpg")
         annotations(tmp)
-        target = root / seq.name
-        old = root / f".{seq.name}.old" if target.exists() else None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+
+    return replace_folder(root / seq.name, build)
 
 
 def _read_seqinfo(path: Path) -> dict:

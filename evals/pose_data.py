@@ -13,17 +13,14 @@ JSON (joints ``x, y, score``) that the official evaluation reads.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from evals.atomic import write_atomic
+from evals.atomic import check_folder_name, replace_folder, write_atomic, write_jpegs
 from evals.errors import DataError
 from evals.figures import KEYPOINTS, LIMBS
 from evals.mot_data import MotSequence
@@ -82,26 +79,10 @@ def write_posetrack(seq: MotSequence, root: Path, split: str = "val") -> Path:
     """
     root = Path(root)
     folder = root / "images" / split / seq.name
-    if not seq.name or Path(seq.name).name != seq.name or seq.name.startswith("."):
-        raise PoseDataError(f"{root}: sequence name {seq.name!r} is not a plain folder name")
+    check_folder_name(root, seq.name, PoseDataError)
     if seq.keypoints is None:
         raise PoseDataError(f"{folder}: the sequence has no keypoints to write")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{seq.name}.", dir=folder.parent))
-    try:
-        images = (np.clip(seq.frames, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
-        for i, image in enumerate(images):
-            if not cv2.imwrite(str(tmp / f"{i:06d}.jpg"), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95]):
-                raise PoseDataError(f"{folder / f'{i:06d}.jpg'}: OpenCV could not write this image")
-        old = folder.parent / f".{seq.name}.old"
-        if folder.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    replace_folder(folder, lambda tmp: write_jpegs(tmp, seq.frames, lambda t: f"{t:06d}.jpg"))
     entries = _images(seq.name, split, len(seq.frames))
     heads = getattr(seq, "head_boxes", {})
     annotations, in_frame = [], {}

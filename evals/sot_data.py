@@ -11,17 +11,14 @@ it on reading.  An all-NaN box marks a frame without a visible target; the first
 from __future__ import annotations
 
 import colorsys
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from evals.atomic import write_atomic
+from evals.atomic import check_folder_name, replace_folder, write_atomic, write_jpegs
 from evals.errors import DataError
 from evals.synthetic import texture
 from vistream_neuro.video import IMAGE_SUFFIXES, VideoError, read_video
@@ -183,33 +180,16 @@ def write_otb(seq: SotSequence, root: Path) -> Path:
     An existing ``root/<name>`` is replaced.  JPEG frames (quality 95) make this a lossy round trip.
     """
     root = Path(root)
-    if not seq.name or Path(seq.name).name != seq.name or seq.name.startswith("."):
-        raise SotDataError(f"{root}: sequence name {seq.name!r} is not a plain folder name")
+    check_folder_name(root, seq.name, SotDataError)
     if seq.frames.ndim != 4 or seq.frames.shape[1] != 3 or np.shape(seq.boxes) != (len(seq.frames), 4):
         raise SotDataError(f"{root / seq.name}: need frames (T, 3, H, W) and boxes (T, 4), got "
                            f"{seq.frames.shape} and {np.shape(seq.boxes)}")
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{seq.name}.", dir=root))
-    try:
-        (tmp / "img").mkdir()
-        images = (np.clip(seq.frames, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
-        for i, image in enumerate(images):
-            file = tmp / "img" / f"{i + 1:04d}.jpg"
-            if not cv2.imwrite(str(file), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95]):
-                raise SotDataError(f"{file}: OpenCV could not write this image")
+
+    def build(tmp: Path) -> None:
+        write_jpegs(tmp / "img", seq.frames, lambda t: f"{t + 1:04d}.jpg")
         (tmp / GT_FILE).write_text(_otb_lines(np.asarray(seq.boxes, dtype=np.float64)))
-        target = root / seq.name
-        old = root / f".{seq.name}.old" if target.exists() else None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+
+    return replace_folder(root / seq.name, build)
 
 
 def _read_boxes(file: Path) -> tuple[np.ndarray, list[int]]:

@@ -100,4 +100,4 @@ def _write(folder: Path, name: str, labels: np.ndarray) -> None:
 
 def vos_task(config: StreamConfig) -> Task:
     return Task("vos", load_sequences, PropagationHead, _summarise, _write,
-                (Column("J", "J"), Column("F", "F"), Column("J&F", "J&F")))
+                (Column("J", "j"), Column("F", "f"), Column("J&F", "j_and_f")))

@@ -11,17 +11,13 @@ so synthetic and public data share one code path.  Label maps are ``(T, H, W)`` 
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
-from evals.atomic import write_atomic
+from evals.atomic import replace_folder, write_atomic, write_jpegs
 from evals.errors import DataError
 from evals.synthetic import bouncing_objects
 from vistream_neuro.video import VideoError, read_video
@@ -120,23 +116,12 @@ def write_davis_results(folder: Path, labels: np.ndarray, palette: np.ndarray | 
         write_atomic(folder / f"{t:05d}.png", lambda f, image=image: image.save(f.buffer, format="PNG"))
 
 
-def _replace(source: Path, target: Path) -> None:
-    """Move folder ``source`` to ``target``, replacing an existing one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = target.with_name(f".{target.name}.old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(source, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_davis(sequences: list[VosSequence], root: Path, split: str = "val") -> Path:
     """Write ``sequences`` under ``root`` in the DAVIS-2017 layout (``480p``), listed in
     ``ImageSets/2017/<split>.txt``; JPEG frames (quality 95), every frame's labels as a palette PNG.
 
-    All files are built in a temporary folder under ``root``; then each sequence's image and
-    annotation folders replace any of that name and the split file is replaced atomically.
+    Each sequence's image and annotation folders are built in temporary folders and then replace any
+    of that name; the split file is replaced atomically.
     """
     root = Path(root)
     names = [seq.name for seq in sequences]
@@ -145,32 +130,25 @@ def write_davis(sequences: list[VosSequence], root: Path, split: str = "val") ->
     for name in names:
         if not name or Path(name).name != name or name.startswith(".") or names.count(name) > 1:
             raise VosDataError(f"{root}: sequence name {name!r} is not a unique plain folder name")
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".davis.", dir=root))
-    try:
-        for seq in sequences:
-            n, channels, h, w = seq.frames.shape
-            where = root / "Annotations" / RESOLUTION / seq.name
-            if channels != 3:
-                raise VosDataError(f"{where}: frames must be (T, 3, H, W), got {seq.frames.shape}")
-            labels = _check_labels(where, seq.labels, (n, h, w))
-            images = tmp / "JPEGImages" / RESOLUTION / seq.name
-            annotations = tmp / "Annotations" / RESOLUTION / seq.name
-            images.mkdir(parents=True)
-            annotations.mkdir(parents=True)
-            rgb = (np.clip(seq.frames, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
-            for t in range(n):
-                file = images / f"{t:05d}.jpg"
-                if not cv2.imwrite(str(file), rgb[t][:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95]):
-                    raise VosDataError(f"{file}: OpenCV could not write this image")
-                _palette_image(labels[t], seq.palette).save(annotations / f"{t:05d}.png")
-        for name in names:
-            for kind in ("JPEGImages", "Annotations"):
-                _replace(tmp / kind / RESOLUTION / name, root / kind / RESOLUTION / name)
-        write_atomic(root / "ImageSets" / "2017" / f"{split}.txt", lambda f: f.write("\n".join(names) + "\n"))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    checked = []
+    for seq in sequences:
+        n, channels, h, w = seq.frames.shape
+        where = root / "Annotations" / RESOLUTION / seq.name
+        if channels != 3:
+            raise VosDataError(f"{where}: frames must be (T, 3, H, W), got {seq.frames.shape}")
+        checked.append((seq, _check_labels(where, seq.labels, (n, h, w))))
+    for seq, labels in checked:
+        replace_folder(root / "JPEGImages" / RESOLUTION / seq.name,
+                       lambda tmp, seq=seq: write_jpegs(tmp, seq.frames, lambda t: f"{t:05d}.jpg"))
+        replace_folder(root / "Annotations" / RESOLUTION / seq.name,
+                       lambda tmp, seq=seq, labels=labels: _write_pngs(tmp, labels, seq.palette))
+    write_atomic(root / "ImageSets" / "2017" / f"{split}.txt", lambda f: f.write("\n".join(names) + "\n"))
     return root
+
+
+def _write_pngs(folder: Path, labels: np.ndarray, palette: np.ndarray | None) -> None:
+    for t, frame in enumerate(labels):
+        _palette_image(frame, palette).save(folder / f"{t:05d}.png")
 
 
 def _read_annotation(file: Path, size: tuple[int, int], first: Path, palette: np.ndarray | None):

@@ -32,8 +32,8 @@ def _object_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def vos_sequence_metrics(pred_labels: np.ndarray, gt_labels: np.ndarray, objects: list[int]) -> dict:
-    """J, F and J&F of one sequence (means over ``objects``) and the per-object ``J_per_object`` and
-    ``F_per_object``, from ``(T, H, W)`` label maps of three frames or more."""
+    """``j``, ``f`` and ``j_and_f`` of one sequence (means over ``objects``), ``j_per_object`` and
+    ``f_per_object``, from ``(T, H, W)`` label maps of three frames or more."""
     pred, gt = np.asarray(pred_labels), np.asarray(gt_labels)
     if pred.shape != gt.shape or gt.ndim != 3 or len(gt) < 3:
         raise ValueError(f"VOS scores need prediction and ground truth of one (T, H, W) shape with T >= 3, "
@@ -48,8 +48,8 @@ def vos_sequence_metrics(pred_labels: np.ndarray, gt_labels: np.ndarray, objects
         j_objects.append(float(np.mean(j)))
         f_objects.append(float(np.mean(f)))
     j_mean, f_mean = float(np.mean(j_objects)), float(np.mean(f_objects))
-    return {"J": j_mean, "F": f_mean, "J&F": (j_mean + f_mean) / 2, "objects": len(objects),
-            "J_per_object": j_objects, "F_per_object": f_objects}
+    return {"j": j_mean, "f": f_mean, "j_and_f": (j_mean + f_mean) / 2, "objects": len(objects),
+            "j_per_object": j_objects, "f_per_object": f_objects}
 
 
 def vos_summarise(per_sequence: dict[str, tuple[np.ndarray, np.ndarray, list[int]]]) -> dict[str, dict]:
@@ -58,8 +58,8 @@ def vos_summarise(per_sequence: dict[str, tuple[np.ndarray, np.ndarray, list[int
     results = {name: vos_sequence_metrics(*args) for name, args in per_sequence.items()}
     if not results:
         raise ValueError("VOS summary needs at least one sequence")
-    j_mean = float(np.mean([j for r in results.values() for j in r["J_per_object"]]))
-    f_mean = float(np.mean([f for r in results.values() for f in r["F_per_object"]]))
-    results["OVERALL"] = {"J": j_mean, "F": f_mean, "J&F": (j_mean + f_mean) / 2,
+    j_mean = float(np.mean([j for r in results.values() for j in r["j_per_object"]]))
+    f_mean = float(np.mean([f for r in results.values() for f in r["f_per_object"]]))
+    results["OVERALL"] = {"j": j_mean, "f": f_mean, "j_and_f": (j_mean + f_mean) / 2,
                           "objects": sum(r["objects"] for r in results.values())}
     return results

@@ -48,7 +48,7 @@ def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path):
     for args in (["--backend", "torch", "--frames", "0"],
                  ["--backend", "torch", "--input-size", "64by64"],
                  ["--backend", "torch", "--mode", "sometimes"],
-                 ["--backend", "torch", "--task", "sot"],
+                 ["--backend", "torch", "--task", "pose"],
                  ["--backend", "torch", "--det-noise", "2"]):
         assert main([*args, "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err.strip().splitlines()

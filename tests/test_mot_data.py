@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from evals import mot_data
+from evals import atomic
 from evals.mot_data import (
     MotDataError,
     boxes_at,
@@ -122,8 +122,8 @@ def test_write_read_round_trip(written, tmp_path):
 
 
 def test_failed_write_leaves_no_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(mot_data.cv2, "imwrite", lambda *args: False)
-    with pytest.raises(MotDataError, match="000001.jpg"):
+    monkeypatch.setattr(atomic.cv2, "imwrite", lambda *args: False)
+    with pytest.raises(OSError, match="000001.jpg"):
         write_mot(synthetic_mot(frames=3), tmp_path)
     assert list(tmp_path.iterdir()) == []
 

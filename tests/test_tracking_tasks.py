@@ -89,7 +89,7 @@ def test_pose_head_propagates_a_missed_joint_with_the_features():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task, key, bar", [("sot", "auc", 0.6), ("vos", "J&F", 0.7),
+@pytest.mark.parametrize("task, key, bar", [("sot", "auc", 0.6), ("vos", "j_and_f", 0.7),
                                            ("posetrack", "mota", 0.6)])
 def test_task_end_to_end_snn_equals_qann(tmp_path, task, key, bar):
     out = tmp_path / task

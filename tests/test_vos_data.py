@@ -161,30 +161,30 @@ def _square(y, x, side, size=100, label=1):
 def test_j_by_hand():
     gt, shifted = _square(20, 20, 10), _square(20, 25, 10)
     result = vos_sequence_metrics(_video(gt, shifted, gt), _video(gt, gt, gt), [1])
-    assert result["J"] == pytest.approx(50 / 150)
+    assert result["j"] == pytest.approx(50 / 150)
     empty = np.zeros((100, 100), np.uint8)
-    assert vos_sequence_metrics(_video(empty, empty, empty), _video(gt, empty, gt), [1])["J"] == 1.0
+    assert vos_sequence_metrics(_video(empty, empty, empty), _video(gt, empty, gt), [1])["j"] == 1.0
     void = gt.copy()
     void[20:30, 30:35] = 255  # half the prediction's 100 extra pixels lie on void: not counted
     wide = gt.copy()
     wide[20:30, 30:40] = 1
     result = vos_sequence_metrics(_video(gt, wide, gt), _video(gt, void, gt), [1])
-    assert result["J"] == pytest.approx(100 / 150)
+    assert result["j"] == pytest.approx(100 / 150)
 
 
 def test_f_by_hand():
     gt = _square(20, 20, 10)
-    assert vos_sequence_metrics(_video(gt, gt, gt), _video(gt, gt, gt), [1])["F"] == 1.0
+    assert vos_sequence_metrics(_video(gt, gt, gt), _video(gt, gt, gt), [1])["f"] == 1.0
     # tolerance ceil(0.008 * 141.4) = 2 px: a 1 px shift still matches every boundary pixel
-    assert vos_sequence_metrics(_video(gt, _square(21, 21, 10), gt), _video(gt, gt, gt), [1])["F"] == 1.0
+    assert vos_sequence_metrics(_video(gt, _square(21, 21, 10), gt), _video(gt, gt, gt), [1])["f"] == 1.0
     far = vos_sequence_metrics(_video(gt, _square(60, 60, 10), gt), _video(gt, gt, gt), [1])
-    assert far["F"] == 0.0 and far["J"] == 0.0
+    assert far["f"] == 0.0 and far["j"] == 0.0
     # a side-s square has 4s boundary pixels; an extra far 5x5 blob: precision 40/60, recall 1
     extra = gt.copy()
     extra[70:75, 70:75] = 1
     result = vos_sequence_metrics(_video(gt, extra, gt), _video(gt, gt, gt), [1])
-    assert result["F"] == pytest.approx(2 * (2 / 3) / (2 / 3 + 1)) and result["J"] == pytest.approx(100 / 125)
-    assert result["J&F"] == pytest.approx((result["J"] + result["F"]) / 2)
+    assert result["f"] == pytest.approx(2 * (2 / 3) / (2 / 3 + 1)) and result["j"] == pytest.approx(100 / 125)
+    assert result["j_and_f"] == pytest.approx((result["j"] + result["f"]) / 2)
 
 
 def test_first_and_last_frames_are_not_scored():
@@ -193,14 +193,14 @@ def test_first_and_last_frames_are_not_scored():
     wrong[0], wrong[-1] = _square(60, 60, 10), 0
     assert vos_sequence_metrics(wrong, gt, [1]) == vos_sequence_metrics(gt, gt, [1])
     wrong[2] = 0
-    assert vos_sequence_metrics(wrong, gt, [1])["J"] == pytest.approx(2 / 3)
+    assert vos_sequence_metrics(wrong, gt, [1])["j"] == pytest.approx(2 / 3)
 
 
 def test_overall_is_object_weighted():
     one = _video(*[_square(20, 20, 10)] * 3)
     three = sum(_video(*[_square(10 + 30 * k, 10, 10, label=k + 1)] * 3) for k in range(3)).astype(np.uint8)
     summary = vos_summarise({"good": (one, one, [1]), "bad": (np.zeros_like(three), three, [1, 2, 3])})
-    assert summary["good"]["J"] == 1.0 and summary["bad"]["J"] == 0.0
-    assert summary["bad"]["J_per_object"] == [0.0, 0.0, 0.0] and summary["bad"]["F_per_object"] == [0.0] * 3
-    assert summary["OVERALL"]["J"] == pytest.approx(0.25) and summary["OVERALL"]["objects"] == 4
-    assert summary["OVERALL"]["J&F"] == pytest.approx(0.25)  # the plain mean of sequences would be 0.5
+    assert summary["good"]["j"] == 1.0 and summary["bad"]["j"] == 0.0
+    assert summary["bad"]["j_per_object"] == [0.0, 0.0, 0.0] and summary["bad"]["f_per_object"] == [0.0] * 3
+    assert summary["OVERALL"]["j"] == pytest.approx(0.25) and summary["OVERALL"]["objects"] == 4
+    assert summary["OVERALL"]["j_and_f"] == pytest.approx(0.25)  # the plain mean of sequences would be 0.5
