@@ -12,6 +12,9 @@ distance, and a match to another track than the gt person's last one is an ident
 joints scoring at least ``score_threshold`` take part in MOTA.  As in poseval, only frames with gt
 people (PoseTrack's labelled frames) are evaluated, gt joints with ``v = 0`` and the ears are never
 counted, and a predicted joint exists where its score is above 0.  Values are fractions, not percent.
+Where this departs from poseval: people are assigned for AP by a Hungarian rather than a greedy
+matching, total MOTA pools all joints (poseval averages the per-joint MOTAs), and the score
+threshold for MOTA is ours (poseval has none).
 """
 
 from __future__ import annotations
