@@ -26,6 +26,15 @@ def write_atomic(path: Path, write) -> None:
         raise
 
 
+def plain_number(v: float, decimals: int = 5) -> str:
+    """Shortest plain text for a value in annotation files: integers without a point, else up to
+    ``decimals`` decimals; NaN as ``NaN``."""
+    if not np.isfinite(v):
+        return "NaN"
+    text = f"{v:.{decimals}f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
 def replace_folder(target: Path, build: Callable[[Path], None]) -> Path:
     """Build a folder by ``build(tmp)`` in a temporary folder beside ``target``, then swap it in for
     ``target`` (an existing one is replaced); a failed build leaves ``target`` untouched."""

@@ -146,7 +146,6 @@ class MaskHead(BoxHead):
         self.masks = [[r.mask for r in self.gt if r.frame == t] for t in range(1, len(seq.frames) + 1)]
         super().__init__(seq, [(np.array([bounding_box(m) for m in masks], dtype=float).reshape(-1, 4),
                                 np.ones(len(masks))) for masks in self.masks])
-        self._rows = []
 
     def embed(self, features: torch.Tensor, t: int) -> np.ndarray:
         return embed_masks(features, self.masks[t])

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evals.atomic import check_folder_name, replace_folder, write_atomic, write_jpegs
+from evals.atomic import check_folder_name, plain_number, replace_folder, write_atomic, write_jpegs
 from evals.errors import DataError
 from evals.synthetic import texture
 
@@ -159,15 +159,9 @@ def synthetic_mot_dataset(sequences: int = 2, **kwargs) -> list[MotSequence]:
     return [synthetic_mot(name=f"synth-{i + 1:02d}", seed=seed + i, **kwargs) for i in range(sequences)]
 
 
-def _number(v: float) -> str:
-    """Shortest plain text for a value: integers without a point, else up to 5 decimals."""
-    text = f"{v:.5f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
 def _write_rows(path: Path, rows: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(",".join(_number(v) for v in row) + "\n" for row in rows))
+    path.write_text("".join(",".join(plain_number(v) for v in row) + "\n" for row in rows))
 
 
 def write_mot_results(path: Path, rows: np.ndarray) -> None:

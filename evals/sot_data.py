@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evals.atomic import check_folder_name, replace_folder, write_atomic, write_jpegs
+from evals.atomic import check_folder_name, plain_number, replace_folder, write_atomic, write_jpegs
 from evals.errors import DataError
 from evals.synthetic import texture
 from vistream_neuro.video import IMAGE_SUFFIXES, VideoError, read_video
@@ -152,17 +152,9 @@ def synthetic_sot_dataset(sequences: int = 2, seed: int = 0, **kwargs) -> list[S
     return [synthetic_sot(name=f"sot-{i + 1:02d}", seed=seed + i, **kwargs) for i in range(sequences)]
 
 
-def _number(v: float) -> str:
-    """Shortest plain text for a value: integers without a point, else up to 4 decimals; NaN as NaN."""
-    if not np.isfinite(v):
-        return "NaN"
-    text = f"{v:.4f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
 def _otb_lines(boxes: np.ndarray) -> str:
     """OTB text of ``(N, 4)`` 0-based xywh boxes: 1-based, one comma-separated line per frame."""
-    return "".join(",".join(_number(v) for v in box + (1, 1, 0, 0)) + "\n" for box in boxes)
+    return "".join(",".join(plain_number(v, 4) for v in box + (1, 1, 0, 0)) + "\n" for box in boxes)
 
 
 def write_otb_results(path: Path, boxes: np.ndarray) -> None:

@@ -142,6 +142,9 @@ class Lockstep:
             self.graph, self._encode, self._decode = fx.graph, fx.encode, fx.decode
         if config.backend == "lava":
             check_lava_run(self.graph, frames_total * len(self.modes), config.force)
+        output = self.graph.node(self.graph.output)
+        self._payload = (torch.as_tensor(output.output_scale, dtype=torch.float64)
+                         if isinstance(output, ir.Neuron) else None)
         self._cosines: list[float] = []
         self._fixed_cosines: list[float] = []
         self.result = StreamResult(self.graph, dense_macs(self.graph), {m: [] for m in self.modes})
@@ -183,13 +186,12 @@ class Lockstep:
         features bit-identical to the QANN's whenever their levels agree, so heads with continuous
         outputs (keypoint positions, scores) give identical results too.
         """
-        node = self.graph.node(self.graph.output)
-        if not isinstance(node, ir.Neuron):
+        if self._payload is None:
             return res.output.double().cpu()
-        payload = torch.as_tensor(node.output_scale, dtype=torch.float64)
+        payload = self._payload
         if payload.ndim == 1:
             payload = payload.reshape(-1, *([1] * (res.output.ndim - 2)))
-        return res.levels[node.name].double().cpu() * payload
+        return res.levels[self.graph.output].double().cpu() * payload
 
     def finish(self) -> StreamResult:
         """The result with the mean cosines of QANN to ANN outputs and (fixed only) of the integer

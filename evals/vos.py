@@ -38,6 +38,7 @@ class PropagationHead:
         self.labels: list[np.ndarray] = []
         # per memory frame: features and soft labels of the window around every position
         self.memory: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._inside = torch.ones(0, dtype=torch.bool)  # (W, N): which window positions lie in the frame
 
     def step(self, t: int, features: torch.Tensor) -> None:
         features = correspondence_features(features).float()
@@ -45,12 +46,13 @@ class PropagationHead:
         if t == 0:
             onehot = F.one_hot(torch.from_numpy(self.first).long(), self.classes).permute(2, 0, 1).float()
             self.labels.append(self.first)
+            self._inside = F.unfold(torch.ones(1, 1, h, w), 2 * RADIUS + 1, padding=RADIUS)[0] > 0
             self.memory = [self._windows(features, F.interpolate(onehot[None], size=(h, w), mode="area"))]
             return
         keys = torch.cat([k for k, _ in self.memory], dim=1)  # (C, M, N): M window positions of all frames
         labels = torch.cat([lab for _, lab in self.memory], dim=1)  # (K, M, N)
         similarity = (features.reshape(c, 1, h * w) * keys).sum(0)
-        similarity = similarity.masked_fill(~self._inside(h, w), -torch.inf)
+        similarity = similarity.masked_fill(~self._inside.repeat(len(self.memory), 1), -torch.inf)
         top, index = similarity.topk(TOP_K, dim=0)
         weights = torch.softmax(top / TEMPERATURE, dim=0)  # (k, N)
         picked = torch.gather(labels, 1, index[None].expand(self.classes, -1, -1))
@@ -66,11 +68,6 @@ class PropagationHead:
         (_, c, h, w), k = features.shape, soft.shape[1]
         return (F.unfold(features, size, padding=RADIUS).reshape(c, size**2, h * w),
                 F.unfold(soft, size, padding=RADIUS).reshape(k, size**2, h * w))
-
-    def _inside(self, h: int, w: int) -> torch.Tensor:
-        """``(M, N)``: which window positions of the memory lie inside the frame."""
-        ones = torch.ones(1, 1, h, w)
-        return (F.unfold(ones, 2 * RADIUS + 1, padding=RADIUS)[0] > 0).repeat(len(self.memory), 1)
 
     def output(self) -> np.ndarray:
         return np.stack(self.labels)
