@@ -1,4 +1,4 @@
-"""``spikingjelly`` backend: the spiking graph as ST-BIF neurons on SpikingJelly (CPU or CUDA)."""
+"""``spikingjelly`` backend: the graph's ST-BIF (or sigma-delta) neurons on SpikingJelly (CPU or CUDA)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from backends.torch_graph import TorchGraph, max_pool, payload_for, scale_for
+from backends.torch_graph import TorchGraph, max_pool, payload_for, per_channel, scale_for
+from neurons.sj_sigma_delta import SigmaDeltaNeuron
 from neurons.sj_stbif import STBIFNeuron
 from vistream_neuro import ir
 
@@ -19,6 +20,10 @@ class SpikingJellySimulator:
                                 n.pos_max, n.neg_min, step_mode="s",
                                 payload=payload_for(n, graph.shapes[n.name], "cpu", torch.float64))
             for n in graph.neurons
+        } | {
+            n.name: SigmaDeltaNeuron(per_channel(n.threshold, graph.shapes[n.name], "cpu", torch.float64),
+                                     n.relu)
+            for n in graph.sigma_deltas
         }).to(device)
         self.reset()
 
@@ -31,7 +36,7 @@ class SpikingJellySimulator:
         self._values: dict[str, torch.Tensor] = {}
         self._zero: torch.Tensor | None = None
 
-    def _fire(self, node: ir.Neuron, current: torch.Tensor) -> torch.Tensor:
+    def _fire(self, node: ir.Neuron | ir.SigmaDelta, current: torch.Tensor) -> torch.Tensor:
         return self.neurons[node.name](current)
 
     def _max_pool(self, node: ir.MaxPool, current: torch.Tensor) -> torch.Tensor:
@@ -51,7 +56,7 @@ class SpikingJellySimulator:
         else:
             current = current.to(self.net.device, self.net.dtype)
             self._zero = torch.zeros_like(current)
-        handlers = {ir.Neuron: self._fire, ir.MaxPool: self._max_pool}
+        handlers = {ir.Neuron: self._fire, ir.SigmaDelta: self._fire, ir.MaxPool: self._max_pool}
         values = self.net.run(current, handlers, with_bias=self._bias_pending)
         self._bias_pending = False
         self._values = values
@@ -67,7 +72,7 @@ class SpikingJellySimulator:
         return self._out
 
     def levels(self) -> dict[str, torch.Tensor]:
-        return {name: n.acc for name, n in self.neurons.items()}
+        return {name: n.acc for name, n in self.neurons.items() if isinstance(n, STBIFNeuron)}
 
     def step_values(self) -> dict[str, torch.Tensor]:
         return self._values

@@ -13,6 +13,11 @@ from neurons.stbif import quantize
 from vistream_neuro import ir
 
 
+def _activation(node: ir.SigmaDelta, x: torch.Tensor) -> torch.Tensor:
+    """What a sigma-delta neuron approximates: its activation, without quantiser."""
+    return torch.clamp(x, min=0) if node.relu else x
+
+
 class DenseQANN:
     def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype) -> None:
         self.net = TorchGraph(graph, device, dtype)
@@ -36,7 +41,7 @@ class DenseQANN:
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """All node values of the QANN for input ``x``."""
-        handlers = {ir.Neuron: self._quantize, ir.MaxPool: max_pool}
+        handlers = {ir.Neuron: self._quantize, ir.SigmaDelta: _activation, ir.MaxPool: max_pool}
         return self.net.run(x.to(self.net.device, self.net.dtype), handlers, with_bias=True)
 
     def _quantize(self, node: ir.Neuron, x: torch.Tensor) -> torch.Tensor:

@@ -8,16 +8,17 @@ simulator can hand over), never framework internals (DESIGN.md section 5):
   the outputs of adds and pooling are events for the next layer but cost nothing themselves.
 - The analog input (a frame or a frame difference) is not a spike: it costs MACs, counted the
   same way on its nonzero entries.
-- Spikes (+1 and -1 separately), neuron updates (dense: every neuron every step; event-driven:
-  neurons that received a nonzero current or fired), and the minimum spikes a layer needed (the
-  sum of |change of its quantised level| over the frame).
+- Spikes (+1 and -1 separately; sigma-delta: graded events by sign), neuron updates (dense: every
+  neuron every step; event-driven: neurons that received a nonzero current or fired), the minimum
+  spikes a layer needed (the sum of |change of its quantised level| over the frame), and the events
+  of the input and of max pools (what a chip would send as messages).
 
 Totals accumulate on the simulator's device; the host reads them once per frame.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -81,6 +82,7 @@ class FrameOps:
     updates_dense: dict[str, int]
     updates_event: dict[str, int]
     min_spikes: dict[str, int]
+    events: dict[str, int] = field(default_factory=dict)  # nonzero entries of the input and max pools
 
     def layer_cost(self, name: str) -> int:
         """SOPs of a spike-fed layer, or MACs of the layer fed by the analog input."""
@@ -110,7 +112,9 @@ class OpCounter:
         self.graph = graph
         self.device = torch.device(device)
         self._synaptic = [n for n in graph.nodes if isinstance(n, ir.SYNAPTIC)]
-        self._neurons = graph.neurons
+        self._neurons = [n for n in graph.nodes if isinstance(n, ir.SPIKING)]
+        self._graded = [n.name for n in graph.sigma_deltas]  # no levels: signs counted per step
+        self._sources = [ir.INPUT, *(n.name for n in graph.nodes if isinstance(n, ir.MaxPool))]
         self._spatial = {n.name: torch.as_tensor(spatial_fanout(n, graph.shapes[n.input]).round(),
                                                  dtype=torch.int64, device=self.device)
                          for n in self._synaptic if isinstance(n, ir.Conv)}
@@ -152,6 +156,8 @@ class OpCounter:
         for node in self._neurons:
             counts.append(nonzero_per_pixel(node.name).sum())
             counts.append(torch.count_nonzero(torch.logical_or(values[node.input], values[node.name])))
+        counts += [torch.count_nonzero(values[name] > 0) for name in self._graded]
+        counts += [nonzero_per_pixel(name).sum() for name in self._sources]
         self._counts.append(torch.stack(counts))
 
     def take_frame(self, levels: dict[str, torch.Tensor]) -> FrameOps:
@@ -160,16 +166,18 @@ class OpCounter:
         The level change splits the spikes by sign (it is +1 spikes minus -1 spikes) and gives
         the minimum spikes (the sum of its absolute values).
         """
+        n_syn, n_spiking = len(self._synaptic), 2 * len(self._neurons)
+        n_graded = len(self._graded)
         totals = (torch.stack(self._counts).sum(0).tolist() if self._counts
-                  else [0] * (len(self._synaptic) + 2 * len(self._neurons)))
-        n_syn = len(self._synaptic)
+                  else [0] * (n_syn + n_spiking + n_graded + len(self._sources)))
         events = dict(zip((n.name for n in self._synaptic), totals[:n_syn], strict=True))
-        fired, active = (dict(zip((n.name for n in self._neurons), totals[n_syn + k::2], strict=True))
-                         for k in range(2))
+        fired, active = (dict(zip((n.name for n in self._neurons), totals[n_syn + k:n_syn + n_spiking:2],
+                                  strict=True)) for k in range(2))
         prev = self._prev_levels
         change = {k: v - prev[k] if prev else v for k, v in levels.items()}
         net = {k: int(v.sum()) for k, v in change.items()}
-        pos = {k: (fired[k] + net[k]) // 2 for k in fired}
+        pos = {k: (fired[k] + net[k]) // 2 for k in net}
+        pos.update(zip(self._graded, totals[n_syn + n_spiking:n_syn + n_spiking + n_graded], strict=True))
         analog = {n.name for n in self._synaptic if n.input == ir.INPUT}
         ops = FrameOps(
             timesteps=self._steps,
@@ -179,6 +187,7 @@ class OpCounter:
             updates_dense={k: n * self._steps for k, n in self._size.items()},
             updates_event=active,
             min_spikes={k: int(v.abs().sum()) for k, v in change.items()},
+            events=dict(zip(self._sources, totals[n_syn + n_spiking + n_graded:], strict=True)),
         )
         self._prev_levels = {k: v.clone() for k, v in levels.items()}
         self._start_frame()

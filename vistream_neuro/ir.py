@@ -115,6 +115,29 @@ class Neuron(_OneInput):
 
 
 @dataclass(frozen=True)
+class SigmaDelta(_OneInput):
+    """A sigma-delta neuron as Lava's ``SigmaDelta`` defines it (the sigma-delta baseline).
+
+    It integrates its input (sigma), applies ReLU (``relu``) or the identity, and sends the change
+    of that activation since its last message, as one graded spike, whenever the change reaches
+    ``threshold`` in magnitude.  No quantiser: it converges to within ``threshold`` of the float
+    activation, not to a QANN level.
+    """
+
+    threshold: np.ndarray  # () or (C,)
+    relu: bool = True
+
+    def out_shape(self, shapes: list[Shape]) -> Shape:
+        (shape,) = shapes
+        value = self.threshold
+        if value.ndim > 1 or (value.ndim == 1 and value.shape[0] != shape[0]):
+            raise GraphError(f"{self.name}: threshold {value.shape} does not fit {shape}")
+        if not (np.all(np.isfinite(value)) and np.all(value >= 0)):
+            raise GraphError(f"{self.name}: thresholds must be finite and >= 0")
+        return shape
+
+
+@dataclass(frozen=True)
 class Add:
     name: str
     inputs: tuple[str, ...]
@@ -159,8 +182,9 @@ class Flatten(_OneInput):
         return (int(np.prod(shape)),)
 
 
-Node = Conv | Linear | Neuron | Add | AvgPool | MaxPool | Flatten
+Node = Conv | Linear | Neuron | SigmaDelta | Add | AvgPool | MaxPool | Flatten
 SYNAPTIC = (Conv, Linear)
+SPIKING = (Neuron, SigmaDelta)
 INPUT = "input"
 
 
@@ -196,3 +220,7 @@ class SpikingGraph:
     @property
     def neurons(self) -> list[Neuron]:
         return [n for n in self.nodes if isinstance(n, Neuron)]
+
+    @property
+    def sigma_deltas(self) -> list[SigmaDelta]:
+        return [n for n in self.nodes if isinstance(n, SigmaDelta)]

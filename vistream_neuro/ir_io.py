@@ -18,9 +18,9 @@ import numpy as np
 from vistream_neuro import ir
 
 FORMAT, VERSION = "vistream-neuro/spiking-graph", 1
-NODE_TYPES = {cls.__name__: cls for cls in (ir.Conv, ir.Linear, ir.Neuron, ir.Add, ir.AvgPool,
-                                            ir.MaxPool, ir.Flatten)}
-_ARRAYS = {"weight", "bias", "scale", "payload"}
+NODE_TYPES = {cls.__name__: cls for cls in (ir.Conv, ir.Linear, ir.Neuron, ir.SigmaDelta, ir.Add,
+                                            ir.AvgPool, ir.MaxPool, ir.Flatten)}
+_ARRAYS = {"weight", "bias", "scale", "payload", "threshold"}
 
 
 def save_graph(graph: ir.SpikingGraph, path: str | Path) -> None:
@@ -61,6 +61,8 @@ def _field_value(g: h5py.Group, fld: dataclasses.Field):
         return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in value)
     if isinstance(value, np.ndarray):
         return tuple(int(v) for v in value)
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
     if isinstance(value, np.integer):
         return int(value)
     return str(value)
