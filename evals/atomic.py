@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tempfile
@@ -24,6 +25,16 @@ def write_atomic(path: Path, write) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Rows of equal keys as a CSV file with a header, written atomically."""
+    def write(f):
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    write_atomic(path, write)
 
 
 def plain_number(v: float, decimals: int = 5) -> str:

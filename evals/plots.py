@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -26,7 +26,7 @@ def plot_ops_per_frame(path: Path, result, ann_macs: int) -> None:
     ax.set_yscale("log")
     ax.set(xlabel="frame", ylabel="operations per frame", title="Operations per frame")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_layer_ops(path: Path, result) -> None:
@@ -46,7 +46,7 @@ def plot_layer_ops(path: Path, result) -> None:
     ax.set_xticks(list(x), layers, rotation=90, fontsize=6)
     ax.set(ylabel="operations per frame", title="Per-layer cost")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_energy(path: Path, report: dict) -> None:
@@ -62,7 +62,7 @@ def plot_energy(path: Path, report: dict) -> None:
     ax.set_yscale("log")
     ax.set(ylabel="energy per frame (uJ)", title="Energy per frame by model")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_sops_by_task(path: Path, results: dict) -> None:
@@ -80,7 +80,7 @@ def plot_sops_by_task(path: Path, results: dict) -> None:
     ax.set(xlabel="frame (sequences of a task in order)", ylabel="operations per frame",
            title="SNN operations per frame by task (dotted: dense ANN MACs)")
     ax.legend(fontsize=7, ncol=2)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_plots(out: Path, result, report: dict) -> None:

@@ -5,15 +5,15 @@ Keys follow DESIGN.md section 7; every figure of a comparison comes from the sam
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
-from evals.atomic import write_atomic
+from evals.atomic import write_atomic, write_csv
+from evals.hw_report import hw_map_section, print_hw_map, write_hw_map
 from evals.plots import write_plots
-from evals.stream import FrameRecord, StreamConfig, StreamResult
+from evals.stream import SIGMA_DELTA, FrameRecord, StreamConfig, StreamResult
 from evals.tasks import Task
 from vistream_neuro import ir
 from vistream_neuro.energy import MODELS as ENERGY_MODELS
@@ -49,7 +49,8 @@ def snn_summary(records: list[FrameRecord], ann_macs: int) -> dict:
         "neuron_updates_dense_per_frame": _mean(sum(r.ops.updates_dense.values()) for r in records),
         "neuron_updates_event_per_frame": _mean(sum(r.ops.updates_event.values()) for r in records),
         "max_abs_err": max(r.max_abs_err for r in records),
-        "level_mismatch_max": max(r.level_mismatch for r in records),
+        "level_mismatch_max": max((r.level_mismatch for r in records if not np.isnan(r.level_mismatch)),
+                                  default=None),
         "frames_not_converged": sum(not r.converged for r in records),
         "energy_pj_per_frame": _mean_energy(records),
         "energy_pj_per_frame_steady": _mean_energy(steady),
@@ -89,12 +90,19 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
         }
         for name, entry in summary["compare"].items():
             entry["metrics"] = result.metrics.get(name, {})
+        if result.sigma_delta_cosine_to_ann is not None:
+            summary["compare"][SIGMA_DELTA].update(threshold_factor=config.sigma_delta,
+                                                   cosine_to_ann=result.sigma_delta_cosine_to_ann)
+    if config.hw_map is not None:
+        report_hw = hw_map_section(result, config.hw_map)
     report = {
         "backend": config.backend, "task": config.task, "model": config.model, "mode": config.mode,
         "precision": config.precision, "input_size": list(result.graph.input_shape[1:]),
         "act_bits": config.act_bits, "source": str(config.source), "start": config.start,
         "calibration": config.calibration, "frames": frames, "summary": summary,
     }
+    if config.hw_map is not None:
+        report["hw_map"] = report_hw
     if result.sequences:
         report["sequences"] = [
             {**s, "compare": {mode: snn_summary([r for r in runs if r.sequence == s["name"]], ann_macs)
@@ -127,23 +135,16 @@ def layer_rows(result: StreamResult) -> list[dict]:
     return rows
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    def write(f):
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-    write_atomic(path, write)
-
-
 def write_report(out: Path, config: StreamConfig, result: StreamResult, task: Task | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report = build_report(config, result)
     flat = [{k: v for k, v in f.items() if k != "energy_pj"}
             | {f"energy_pj_{m}": v for m, v in f["energy_pj"].items()} for f in report["frames"]]
-    _write_csv(out / "frames.csv", flat)
-    _write_csv(out / "layers.csv", layer_rows(result))
+    write_csv(out / "frames.csv", flat)
+    write_csv(out / "layers.csv", layer_rows(result))
     write_plots(out, result, report)
+    if "hw_map" in report:
+        write_hw_map(out, report["hw_map"])
     if task is not None:
         write_tracks(out / "tracks", result, task)
     write_atomic(out / "report.json", lambda f: json.dump(report, f, indent=2))
@@ -212,3 +213,5 @@ def print_summary(report: dict) -> None:
             reset = entries["reset"]["sops_per_frame_steady"] + entries["reset"]["input_macs_per_frame"]
             print(f", reset / LoCC ops = {reset / max(locc, 1):.3g}", end="")
         print()
+    if "hw_map" in report:
+        print_hw_map(report["hw_map"])

@@ -30,6 +30,7 @@ from evals.tasks import Task, run_task
 from evals.vos import vos_task
 from vistream_neuro import models
 from vistream_neuro.convert import ConversionError
+from vistream_neuro.hardware import PRESETS as HW_PRESETS
 from vistream_neuro.ir import GraphError
 from vistream_neuro.models import CheckpointError
 from vistream_neuro.streaming import MODES
@@ -43,12 +44,12 @@ class UsageError(ValueError):
     """Bad argument or input: reported in one line, exit code 2."""
 
 
-class _Parser(argparse.ArgumentParser):
+class ArgParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + message
         raise UsageError(message)
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -80,8 +81,15 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m evals.run", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="python -m evals.run", description=__doc__.splitlines()[0])
     p.add_argument("--backend", required=True, help=f"one of: {', '.join(BACKENDS)}")
     p.add_argument("--task", default="mot",
                    help="mot (default: multi-object tracking on the synthetic sequences), mots (with masks), "
@@ -95,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_non_negative, default=0, help="first frame of the video")
     p.add_argument("--frames", type=_positive,
                    help="frames per sequence (default: all for tracking, 10 for stream)")
-    p.add_argument("--input-size", type=_size, help="network input HxW (default per model)")
+    p.add_argument("--input-size", type=parse_size, help="network input HxW (default per model)")
     p.add_argument("--crop", type=_crop, help="X,Y,W,H crop of each video frame before resizing")
     p.add_argument("--act-bits", type=_positive, default=4, help="activation bits (default 4)")
     p.add_argument("--calibration", choices=("percentile", "mse"), default="percentile",
@@ -113,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="float64",
                    help="float64 (default), float32, or fixed: the integer graph (Lava fixed_pt)")
+    p.add_argument("--frame-stride", type=_positive, default=1,
+                   help="stream: use every k-th frame of the source (default 1)")
+    p.add_argument("--sigma-delta", type=_non_negative_float, nargs="?", const=1.0, metavar="FACTOR",
+                   help="also run the sigma-delta baseline (Lava's SigmaDelta neurons, threshold FACTOR x "
+                        "the layer's scale; FACTOR defaults to 1)")
+    p.add_argument("--hw-map", choices=tuple(HW_PRESETS),
+                   help="map the network onto a chip preset and price every run's frames on it "
+                        "(report section hw_map, hw_layers.csv, hw_map.png)")
     p.add_argument("--force", action="store_true",
                    help="run on Lava even when the estimated time is impractical")
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="report directory")
@@ -135,6 +151,10 @@ def _config(args: argparse.Namespace) -> StreamConfig:
     stream = args.task == "stream"
     if not 0 <= args.det_noise < 1:
         raise UsageError(f"--det-noise must be in [0, 1), got {args.det_noise}")
+    if args.sigma_delta is not None and args.precision == "fixed":
+        raise UsageError("--sigma-delta runs the float graph; use --precision float64 or float32")
+    if args.frame_stride != 1 and not stream:
+        raise UsageError("--frame-stride applies to --task stream")
     return StreamConfig(
         backend=args.backend, task=args.task, model=args.model, weights=args.weights,
         source=source if source == "synthetic" else Path(source), start=args.start,
@@ -144,7 +164,7 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         compare=not stream if args.compare is None else args.compare, det_noise=args.det_noise,
         detections=args.detections,
         t_max=args.t_max, device=args.device, precision=args.precision, seed=args.seed,
-        force=args.force)
+        force=args.force, frame_stride=args.frame_stride, sigma_delta=args.sigma_delta, hw_map=args.hw_map)
 
 
 def run_tracking(task: Task, config: StreamConfig, out: Path) -> tuple[StreamResult, dict]:

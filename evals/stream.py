@@ -22,11 +22,14 @@ from vistream_neuro import ir
 from vistream_neuro.accounting import FrameOps, OpCounter, dense_macs
 from vistream_neuro.fixed_point import to_fixed_point
 from vistream_neuro.pipeline import Converted, convert_model, normalise, pixel_unit
+from vistream_neuro.sigma_delta import to_sigma_delta
 from vistream_neuro.streaming import FrameResult, run_stream
 from vistream_neuro.video import VideoError, read_video
 
 # fixed: the integer graph (vistream_neuro.fixed_point), exact in float64 and in Lava fixed_pt
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32, "fixed": torch.float64}
+SIGMA_DELTA = "sigma_delta"
+STREAMING = {SIGMA_DELTA: "locc"}  # run name -> streaming mode: sigma-delta streams differences
 
 
 @dataclass
@@ -53,6 +56,9 @@ class StreamConfig:
     # detector); None: gt, or hog for a plain video
     detections: str | None = None
     det_noise: float = 0.0  # tracking: jitter of ground-truth detections, fraction of box size
+    frame_stride: int = 1  # stream: use every k-th frame of the source
+    sigma_delta: float | None = None  # also run the sigma-delta baseline, threshold = factor * scale
+    hw_map: str | None = None  # hardware preset to map the graph onto (vistream_neuro.hardware)
 
 
 @dataclass
@@ -75,6 +81,7 @@ class StreamResult:
     runs: dict[str, list[FrameRecord]] = field(default_factory=dict)  # per mode
     qann_cosine_to_ann: float = float("nan")
     fixed_cosine_to_qann: float | None = None  # --precision fixed: integer vs float QANN outputs
+    sigma_delta_cosine_to_ann: float | None = None  # the sigma-delta baseline's outputs vs the ANN's
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # task metrics per network
     sequences: list[dict] = field(default_factory=list)  # per sequence: name, frames, metrics
     # network -> sequence -> tracker output (MOT rows, or MOTS rows with masks)
@@ -87,10 +94,11 @@ def load_frames(config: StreamConfig) -> torch.Tensor:
     if config.source == "synthetic":
         if config.crop is not None:
             raise VideoError("--crop applies to a video, not to the synthetic data")
-        video = synthetic_video(config.frames, h, w, seed=config.seed)
+        video = synthetic_video(config.frames * config.frame_stride, h, w, seed=config.seed)
     else:
-        video = read_video(config.source, config.start, config.frames, config.crop, (h, w))
-    frames = torch.from_numpy(video)
+        count = None if config.frames is None else config.frames * config.frame_stride
+        video = read_video(config.source, config.start, count, config.crop, (h, w))
+    frames = torch.from_numpy(video[::config.frame_stride])
     if not torch.isfinite(frames).all():
         raise VideoError(f"{config.source}: frames contain NaN or infinite values")
     return frames
@@ -101,6 +109,12 @@ def _record(ref: FrameResult, res: FrameResult, sequence: str = "") -> FrameReco
     total = sum(v.numel() for v in ref.levels.values())
     differ = sum(int((res.levels[k] != v).sum()) for k, v in ref.levels.items())
     return FrameRecord(res.index, res.timesteps, res.converged, err, differ / total, res.ops, sequence)
+
+
+def _baseline_record(ann: torch.Tensor, res: FrameResult, sequence: str = "") -> FrameRecord:
+    """A run with no QANN to equal (the sigma-delta baseline): its deviation from the ANN, no levels."""
+    err = (res.output.double().cpu() - ann).abs().max().item()
+    return FrameRecord(res.index, res.timesteps, res.converged, err, float("nan"), res.ops, sequence)
 
 
 def stream_compare(config: StreamConfig) -> StreamResult:
@@ -140,6 +154,12 @@ class Lockstep:
         if self.fixed:
             fx = to_fixed_point(net.graph, pixel_unit(config.model))
             self.graph, self._encode, self._decode = fx.graph, fx.encode, fx.decode
+        self.graphs = dict.fromkeys(self.modes, self.graph)
+        if config.sigma_delta is not None:
+            if self.fixed:
+                raise ValueError("--sigma-delta runs the float graph; use --precision float64 or float32")
+            self.graphs[SIGMA_DELTA] = to_sigma_delta(net.graph, config.sigma_delta)
+            self.modes.append(SIGMA_DELTA)
         if config.backend == "lava":
             check_lava_run(self.graph, frames_total * len(self.modes), config.force)
         output = self.graph.node(self.graph.output)
@@ -147,6 +167,7 @@ class Lockstep:
                          if isinstance(output, ir.Neuron) else None)
         self._cosines: list[float] = []
         self._fixed_cosines: list[float] = []
+        self._sd_cosines: list[float] = []
         self.result = StreamResult(self.graph, dense_macs(self.graph), {m: [] for m in self.modes})
 
     def run(self, frames: torch.Tensor, desc: str = "frames", sequence: str = "") -> Iterator[LockstepFrame]:
@@ -155,9 +176,10 @@ class Lockstep:
         inputs = [self._encode(f) for f in batch]
         reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=self.dtype),
                                inputs, "reset")
-        sims = [lower(self.graph, config.backend, device=config.device, dtype=self.dtype,
-                      fixed_point=self.fixed) for _ in self.modes]
-        streams = [run_stream(sim, inputs, mode, config.t_max, OpCounter(self.graph, config.device))
+        sims = [lower(self.graphs[mode], config.backend, device=config.device, dtype=self.dtype,
+                      fixed_point=self.fixed) for mode in self.modes]
+        streams = [run_stream(sim, inputs, STREAMING.get(mode, mode), config.t_max,
+                              OpCounter(self.graphs[mode], config.device))
                    for sim, mode in zip(sims, self.modes, strict=True)]
         try:
             for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True),
@@ -170,9 +192,16 @@ class Lockstep:
                         self._fixed_cosines.append(F.cosine_similarity(
                             self.net.qann(frame).flatten(1), qann.flatten(1)).item())
                 runs = dict(zip(self.modes, simulated, strict=True))
+                snn = {}
                 for mode, res in runs.items():
-                    self.result.runs[mode].append(_record(ref, res, sequence))
-                snn = {mode: self._decode(self._readout(res)) for mode, res in runs.items()}
+                    if mode == SIGMA_DELTA:
+                        snn[mode] = res.output.double().cpu()
+                        self.result.runs[mode].append(_baseline_record(ann, res, sequence))
+                        self._sd_cosines.append(
+                            F.cosine_similarity(ann.flatten(1), snn[mode].flatten(1)).item())
+                    else:
+                        snn[mode] = self._decode(self._readout(res))
+                        self.result.runs[mode].append(_record(ref, res, sequence))
                 yield LockstepFrame(ann, qann, snn)
         finally:
             for sim in sims:
@@ -199,4 +228,6 @@ class Lockstep:
         self.result.qann_cosine_to_ann = sum(self._cosines) / len(self._cosines)
         if self.fixed:
             self.result.fixed_cosine_to_qann = sum(self._fixed_cosines) / len(self._fixed_cosines)
+        if self._sd_cosines:
+            self.result.sigma_delta_cosine_to_ann = sum(self._sd_cosines) / len(self._sd_cosines)
         return self.result
