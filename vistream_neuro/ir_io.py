@@ -23,34 +23,44 @@ NODE_TYPES = {cls.__name__: cls for cls in (ir.Conv, ir.Linear, ir.Neuron, ir.Si
 _ARRAYS = {"weight", "bias", "scale", "payload", "threshold"}
 
 
-def save_graph(graph: ir.SpikingGraph, path: str | Path) -> None:
-    """Write ``graph`` to ``path`` atomically (no partial file is left on failure)."""
+def write_h5_atomic(path: str | Path, write) -> None:
+    """Call ``write(h5py.File)`` on a temporary file beside ``path``, then rename it over ``path``:
+    no partial file is left on failure and an existing one stays untouched."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".h5")
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs.update(format=FORMAT, version=VERSION, output=graph.output,
-                           input_shape=np.array(graph.input_shape, dtype=np.int64))
-            nodes = f.create_group("nodes")
-            for i, node in enumerate(graph.nodes):
-                g = nodes.create_group(f"{i:05d}")
-                g.attrs["type"] = type(node).__name__
-                for fld in dataclasses.fields(node):
-                    value = getattr(node, fld.name)
-                    if fld.name in _ARRAYS:
-                        if value is not None:
-                            g.create_dataset(fld.name, data=np.asarray(value, dtype=np.float64))
-                    elif fld.name == "inputs":
-                        g.attrs[fld.name] = np.array(value, dtype=h5py.string_dtype())
-                    elif isinstance(value, tuple):
-                        g.attrs[fld.name] = np.array(value, dtype=np.int64)
-                    else:
-                        g.attrs[fld.name] = value
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def save_graph(graph: ir.SpikingGraph, path: str | Path) -> None:
+    """Write ``graph`` to ``path`` atomically (no partial file is left on failure)."""
+
+    def write(f: h5py.File) -> None:
+        f.attrs.update(format=FORMAT, version=VERSION, output=graph.output,
+                       input_shape=np.array(graph.input_shape, dtype=np.int64))
+        nodes = f.create_group("nodes")
+        for i, node in enumerate(graph.nodes):
+            g = nodes.create_group(f"{i:05d}")
+            g.attrs["type"] = type(node).__name__
+            for fld in dataclasses.fields(node):
+                value = getattr(node, fld.name)
+                if fld.name in _ARRAYS:
+                    if value is not None:
+                        g.create_dataset(fld.name, data=np.asarray(value, dtype=np.float64))
+                elif fld.name == "inputs":
+                    g.attrs[fld.name] = np.array(value, dtype=h5py.string_dtype())
+                elif isinstance(value, tuple):
+                    g.attrs[fld.name] = np.array(value, dtype=np.int64)
+                else:
+                    g.attrs[fld.name] = value
+
+    write_h5_atomic(path, write)
 
 
 def _field_value(g: h5py.Group, fld: dataclasses.Field):

@@ -11,6 +11,12 @@ Mapping (Lava's layout ``(X, Y, C)`` for maps):
   the shorter branches behind a :class:`Delay` so all arrive in the same step;
 - max pooling: :class:`MaxPoolChange`; flatten: a reshaping virtual port;
 - ST-BIF neurons: :class:`neurons.lava_stbif.STBIF`;
+- sigma-delta neurons: Lava's own ``SigmaDelta`` (``lava.proc.sdn``), ReLU or identity; in
+  ``fixed_pt`` with netx's exponents (``spike_exp = state_exp = 6``: threshold and bias are netx's
+  ``vThMant`` and bias integers, messages ``delta >> 6``), so a graph made by
+  :func:`vistream_neuro.netx_export.to_netx` runs the numbers netx runs; ``floating_pt`` with
+  exponents 0.  Lava keeps the bias inside the activation from the first step at every depth
+  (as netx does), not delayed by the layer's depth like the ST-BIF bias;
 - a :class:`StepRecorder` probes what the host needs every step (neurons, their inputs, the
   inputs of synaptic layers, max pooling, the output).
 
@@ -30,11 +36,13 @@ from vistream_neuro import ir
 
 import_lava()
 
+from lava.magma.core.process.variable import Var  # noqa: E402
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
 from lava.proc.dense.process import Dense  # noqa: E402
 from lava.proc.io.injector import Injector, PyLoihiInjectorModel  # noqa: E402
 from lava.proc.io.utils import ChannelConfig, ReceiveEmpty  # noqa: E402
+from lava.proc.sdn.process import ActivationMode, SigmaDelta  # noqa: E402
 
 from backends.lava.processes import (  # noqa: E402
     Delay,
@@ -45,6 +53,7 @@ from backends.lava.processes import (  # noqa: E402
 )
 from backends.lava_estimate import synaptic_depths  # noqa: E402
 from neurons.lava_stbif import STBIF, raise_on_fault  # noqa: E402
+from vistream_neuro.netx_export import SPIKE_EXP, STATE_EXP  # noqa: E402
 
 MANTISSA_BITS = 8
 MESSAGE_BITS = 24
@@ -97,6 +106,7 @@ class LavaNetwork:
         self._biases: dict[str, np.ndarray] = {}  # conv/linear biases waiting for their neuron
         self.biases: dict[str, np.ndarray] = {}  # node -> the bias its value carries once, IR layout
         self.neurons: dict[str, STBIF] = {}
+        self.sigma_deltas: dict[str, SigmaDelta] = {}
         self.resettable: list = []  # processes with an ``epoch`` Var
         self.dense: list[Dense] = []
         self.injector = Injector(shape=_lava_shape(graph.input_shape), buffer_size=2,
@@ -107,8 +117,8 @@ class LavaNetwork:
         if graph.output in self._biases:
             self.biases[graph.output] = self._biases.pop(graph.output)
         if self._biases:
-            raise LoweringError(f"{', '.join(self._biases)}: a bias must feed an ST-BIF neuron (or be "
-                                "the output) to be lowered to Lava")
+            raise LoweringError(f"{', '.join(self._biases)}: a bias must feed a neuron (or be the "
+                                "output) to be lowered to Lava")
         self.probes = self._probe_names()
         self.depth = max(self.latency[n] for n in self.probes) if self.probes else 0
         self.max_run = self.depth + chunk  # steps per run: what the recorder's pipe buffers
@@ -220,11 +230,38 @@ class LavaNetwork:
         self.resettable.append(neuron)
         self._sources[node.name] = [_Source(neuron.s_out)]
 
+    def _lower_sigmadelta(self, node: ir.SigmaDelta) -> None:
+        shape = self._port_shape(node.name)
+        bias = self._biases.pop(node.input, np.zeros(()))
+        if bias.any():
+            self.biases[node.input] = bias
+        bias, vth = np.broadcast_to(bias, shape), node.threshold  # per channel: C is the last axis
+        if vth.ndim:
+            vth = np.broadcast_to(vth, shape)
+        exp = 0
+        if self.fixed:
+            for what, value in (("threshold", vth), ("bias", bias)):
+                if np.any(value != np.round(value)):
+                    raise LoweringError(f"{node.name}: fixed_pt needs an integer {what} (netx's grid); "
+                                        "make the graph with vistream_neuro.netx_export.to_netx")
+            vth, bias, exp = vth.astype(np.int64), bias.astype(np.int64), SPIKE_EXP
+        state_exp = STATE_EXP if exp else 0
+        sd = SigmaDelta(shape=shape, vth=vth if vth.ndim == 0 else 0, bias=bias, spike_exp=exp,
+                        state_exp=state_exp, name=node.name,
+                        act_mode=ActivationMode.RELU if node.relu else ActivationMode.UNIT)
+        if vth.ndim:  # Lava declares one threshold; its models compare elementwise, so a Var per neuron
+            var = Var(shape=shape, init=vth * 2 ** (exp + state_exp))
+            var.name, var.process, sd.vth = "vth", sd, var
+            sd.vars.add_members({"vth": var})
+        self._connect(node.input, sd.a_in)
+        self.sigma_deltas[node.name] = sd
+        self._sources[node.name] = [_Source(sd.s_out)]
+
     def _probe_names(self) -> list[str]:
         """Nodes whose values the host needs every step (never the input: the host sent it)."""
         names = [self.graph.output]
         for node in self.graph.nodes:
-            if isinstance(node, ir.Neuron):
+            if isinstance(node, ir.SPIKING):
                 names += [node.name, node.input]
             elif isinstance(node, ir.SYNAPTIC + (ir.AvgPool,)):
                 names.append(node.input)
@@ -272,6 +309,9 @@ class LavaNetwork:
             proc.epoch.set(proc.epoch.get() + 1)
         for dense in self.dense:
             dense.a_buff.set(np.zeros(dense.a_buff.shape))
+        for sd in self.sigma_deltas.values():  # Lava's own process: no epoch, Vars set one by one
+            for var in (sd.sigma, sd.act, sd.residue):
+                var.set(np.zeros(var.shape))
 
     def close(self) -> None:
         if self._started:

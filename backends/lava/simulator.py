@@ -8,6 +8,16 @@ fill (``depth`` steps per frame) is reported in :attr:`LavaSimulator.pipeline_st
 
 A frame that hits ``t_max`` unconverged leaves Lava up to a chunk of zero-input steps ahead of
 the delay-free schedule when the next frame enters; outputs still converge to the same values.
+
+Sigma-delta neurons (Lava's ``SigmaDelta``) hold their bias in the activation from the first Lava
+step after a reset at every depth, as netx does, so a layer at depth ``d`` may send its bias ``d``
+steps before its delay-free step 1.  In the first step after a reset the host therefore hands
+over, for graphs with sigma-delta neurons, each probe's sum over the Lava steps up to its step 1:
+outputs and quiescence stay exact, while an early bias message and the first input message of a
+neuron can merge into one event there.  They are quiet when no sigma-delta (and no ST-BIF) neuron
+sent anything in a step of the delay-free schedule, which has nothing in flight.  In ``fixed_pt``
+a sigma-delta input beyond Loihi's 24-bit messages raises ``OverflowError`` naming the neuron
+(netx's ``Conv`` would clamp it).
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ import torch
 
 from backends.lava.network import LavaNetwork
 from vistream_neuro import ir
+
+MESSAGE_LIMIT = 2**23  # Loihi's messages and states are 24-bit signed
 
 
 class LavaSimulator:
@@ -66,11 +78,19 @@ class LavaSimulator:
             for i, data in enumerate(self.net.run(steps)):
                 self._history[first + i] = data
         values = {ir.INPUT: self._input if self._t == 1 else torch.zeros_like(self._input)}
+        early = self._bias_pending and bool(self.net.sigma_deltas)  # Lava SigmaDelta biases, see above
         for i, name in enumerate(self.net.probes):
-            flat = self._history[now + self.net.latency[name]][i]
+            at = now + self.net.latency[name]
+            flat = sum(self._history[s][i] for s in range(self._frame_start, at + 1)) if early \
+                else self._history[at][i]
             values[name] = torch.from_numpy(self.net.from_lava(name, flat).copy())[None]
         for old in [s for s in self._history if s <= now]:
             del self._history[old]
+        if self.fixed:
+            for node in self.graph.sigma_deltas:
+                if values[node.input].abs().max() >= MESSAGE_LIMIT:
+                    raise OverflowError(f"{node.name}: input current at step {self._t} exceeds Loihi's "
+                                        "24-bit messages")
         if self._bias_pending:  # biases live in the neurons (and the host's output) in Lava
             for name, bias in self.net.biases.items():
                 shape = (-1, *[1] * (values[name].ndim - 2))
@@ -83,7 +103,7 @@ class LavaSimulator:
             spikes = torch.sign(values[name])
             level += spikes
             spiked = spiked or bool(spikes.any())
-        self._quiet = not spiked
+        self._quiet = not (spiked or any(values[n.name].any() for n in self.graph.sigma_deltas))
         self._values = values
 
     def is_quiet(self) -> bool:
