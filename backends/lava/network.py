@@ -2,7 +2,9 @@
 
 Mapping (Lava's layout ``(X, Y, C)`` for maps):
 
-- input: Lava's io ``Injector``; the host sends a frame's current, it enters at the next step;
+- input: Lava's io ``Injector``, blocking: before each run the host sends one message per step (the
+  frame's current at its first step, zeros after), so an input can never arrive a step late (a
+  non-blocking injector reads whatever its receiving thread has queued when the step starts);
 - conv / linear: :class:`ExactConv` / Lava's ``Dense``, each delaying by one step as on Loihi;
   their biases move to the neurons they feed (Loihi keeps biases in the compartments) and enter
   once, delayed by the layer's depth;
@@ -109,8 +111,11 @@ class LavaNetwork:
         self.sigma_deltas: dict[str, SigmaDelta] = {}
         self.resettable: list = []  # processes with an ``epoch`` Var
         self.dense: list[Dense] = []
-        self.injector = Injector(shape=_lava_shape(graph.input_shape), buffer_size=2,
-                                 channel_config=ChannelConfig(receive_empty=ReceiveEmpty.NON_BLOCKING_ZEROS))
+        self._zeros = np.zeros(_lava_shape(graph.input_shape))
+        self._pending: np.ndarray | None = None  # the next step's input current, Lava layout
+        self.injector = Injector(shape=self._zeros.shape,
+                                 buffer_size=max(self.latency.values(), default=0) + chunk,
+                                 channel_config=ChannelConfig(receive_empty=ReceiveEmpty.BLOCKING))
         self._sources[ir.INPUT] = [_Source(self.injector.out_port)]
         for node in graph.nodes:
             getattr(self, f"_lower_{type(node).__name__.lower()}")(node)
@@ -289,11 +294,14 @@ class LavaNetwork:
     def inject(self, current: np.ndarray) -> None:
         """Queue ``current`` (IR layout, one sample) to enter the network at the next step."""
         self._start()
-        self.injector.send(np.ascontiguousarray(to_lava(current)))
+        self._pending = np.ascontiguousarray(to_lava(current))
 
     def run(self, steps: int) -> list[list[np.ndarray]]:
         """Run ``steps`` steps; per step, the probes' flat data (in :attr:`probes` order)."""
         self._start()
+        for _ in range(steps):
+            self.injector.send(self._zeros if self._pending is None else self._pending)
+            self._pending = None
         run_checked(self.recorder, RunSteps(steps), self._config)
         self.steps_run += steps
         if self.fixed:
