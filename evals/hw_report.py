@@ -13,8 +13,8 @@ from evals.plots import save_figure
 from vistream_neuro.hardware import hardware_model
 from vistream_neuro.hw_mapping import Mapper, dense_frame_ops
 
-PER_FRAME = ("timesteps", "sops", "messages", "input_messages", "hops", "neuron_updates", "energy_pj",
-             "latency_us")
+PER_FRAME = ("timesteps", "sops", "messages", "input_messages", "messages_off_chip", "hops", "neuron_updates",
+             "energy_pj", "latency_us")
 
 
 def _means(costs: list[dict]) -> dict:
@@ -72,10 +72,11 @@ def print_hw_map(section: dict) -> None:
           f"{section['synapses']:.4g} synapses ({section['shared_weights']:.4g} shared weights), "
           f"depth {section['depth']}"
           + ("" if section["fits"] else f"; DOES NOT FIT: {section['violations']}"))
-    print(f"{'run':>11} {'steps':>6} {'SOPs':>11} {'messages':>11} {'hops':>11} {'energy uJ':>10} "
-          f"{'latency us':>10}")
+    print(f"{'run':>11} {'steps':>6} {'SOPs':>11} {'messages':>11} {'off chip':>10} {'hops':>11} "
+          f"{'energy uJ':>10} {'latency us':>10}")
     for run, costs in section["runs"].items():
         c = costs["per_frame_steady"]
         messages = c["messages"] + c["input_messages"]
         print(f"{run:>11} {c['timesteps']:>6.1f} {c['sops']:>11.4g} {messages:>11.4g} "
+              f"{c['messages_off_chip']:>10.4g} "
               f"{c['hops']:>11.4g} {c['energy_pj'] * 1e-6:>10.4g} {c['latency_us']:>10.4g}")

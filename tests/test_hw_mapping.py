@@ -159,3 +159,21 @@ def test_mobilenetv2_maps_onto_loihi2_chips():
     layers = mapper.layers.values()
     assert all(np.prod(x.block) <= 8192 and x.input_axons <= 4096 for x in layers)
     assert summary["chips"] == -(-summary["cores"] // 128) and summary["depth"] > 30
+
+
+def test_messages_between_chips_are_counted_apart():
+    # two layers of 64 neurons, one neuron per core: 64 cores each on chips of 100 cores, so the
+    # second layer straddles the chip boundary at core 100: 28 of its 64 cores sit on chip 1
+    graph = ir.SpikingGraph((1, 8, 8), [*conv_graph(1).nodes, ir.Conv("c2", "n", np.ones((1, 1, 1, 1))),
+                                        ir.Neuron("m", "c2", np.array(1.0), 7)], "m")
+    hw = roomy(neurons_per_core=1, cores_per_chip=100, mesh=(10, 10))
+    mapper = Mapper(graph, hw)
+    assert mapper.cores == 128 and mapper.chips == 2
+    layer = mapper.layers["n"]
+    assert layer.off_chip == pytest.approx(28 / 64)  # every core of n is on chip 0
+    ops = FrameOps(timesteps=2, sops={"c2": 10}, input_macs={"conv": 30}, spikes_pos={"n": 10, "m": 0},
+                   spikes_neg={"n": 0, "m": 0}, updates_dense={"n": 128, "m": 128},
+                   updates_event={"n": 10, "m": 10}, min_spikes={}, events={ir.INPUT: 5})
+    cost = mapper.frame_cost(ops)
+    assert cost["messages"] == pytest.approx(10)
+    assert cost["messages_off_chip"] == pytest.approx(10 * 28 / 64)

@@ -8,10 +8,11 @@ layer-wise partitioners do; the block shape is the one that needs the fewest cor
 chip's limits (neurons, synaptic memory, input axons per core).
 
 Per frame, from the operation counts of an actual run (:class:`vistream_neuro.accounting.FrameOps`):
-synaptic operations, spike messages (one per source spike and destination core), router hops,
-neuron updates, time steps, energy and latency.  Estimates, stated where they are made: a spike's
-destination cores and hops are the means over its population (spikes assumed spread evenly), and
-a layer's work spreads evenly over its cores.
+synaptic operations, spike messages (one per source spike and destination core; every message
+leaves its core, since a core holds one layer, and the part that leaves its chip is counted
+apart), router hops, neuron updates, time steps, energy and latency.  Estimates, stated where they
+are made: a spike's destination cores and hops are the means over its population (spikes assumed
+spread evenly), and a layer's work spreads evenly over its cores.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class LayerMap:
     dest_cores: float = 0.0  # destination cores per spike, mean over the population
     mean_hops: float = 0.0  # router hops per message, mean
     chip_crossings: float = 0.0  # chip boundaries per message, mean
+    off_chip: float = 0.0  # fraction of messages that leave their chip
     violations: list[str] = field(default_factory=list)
 
     def row(self) -> dict:
@@ -70,7 +72,7 @@ class LayerMap:
                 "input_axons_per_core": self.input_axons, "memory_bits_per_core": self.memory_bits,
                 "output_routes_per_core": round(self.output_routes, 1),
                 "dest_cores_per_spike": round(self.dest_cores, 3),
-                "hops_per_message": round(self.mean_hops, 3),
+                "hops_per_message": round(self.mean_hops, 3), "off_chip_fraction": round(self.off_chip, 4),
                 "violations": "; ".join(self.violations)}
 
 
@@ -251,14 +253,15 @@ class Mapper:
         row, col = np.divmod(local, self.hw.mesh[1])
         return row, chip * self.hw.mesh[1] + col
 
-    def _distance(self, a: LayerMap, b: LayerMap) -> tuple[float, float]:
-        """Mean hops and chip crossings between the cores of two layers (up to 512 of each)."""
+    def _distance(self, a: LayerMap, b: LayerMap) -> tuple[float, float, float]:
+        """Mean hops, chip crossings and off-chip fraction between the cores of two layers (up to 512
+        of each)."""
         ca = np.linspace(a.first_core, a.first_core + a.cores - 1, min(a.cores, 512)).round().astype(int)
         cb = np.linspace(b.first_core, b.first_core + b.cores - 1, min(b.cores, 512)).round().astype(int)
         (ra, xa), (rb, xb) = self._position(ca), self._position(cb)
         hops = np.abs(ra[:, None] - rb[None]) + np.abs(xa[:, None] - xb[None])
         chips = np.abs(ca[:, None] // self.hw.cores_per_chip - cb[None] // self.hw.cores_per_chip)
-        return float(hops.mean()), float(chips.mean())
+        return float(hops.mean()), float(chips.mean()), float((chips > 0).mean())
 
     def _routes(self) -> None:
         """Destination cores, hops and output routes of every source, the host's input included."""
@@ -271,16 +274,15 @@ class Mapper:
                 if term.source == ir.INPUT:
                     self.input_dest += reached
                     continue
-                hops, chips = self._distance(self.layers[term.source], target)
-                acc = sums.setdefault(term.source, [0.0, 0.0, 0.0])
+                acc = sums.setdefault(term.source, [0.0, 0.0, 0.0, 0.0])
                 acc[0] += reached
-                acc[1] += reached * hops
-                acc[2] += reached * chips
-        for name, (dest, hops, chips) in sums.items():
+                for i, value in enumerate(self._distance(self.layers[term.source], target), 1):
+                    acc[i] += reached * value
+        for name, (dest, hops, chips, off) in sums.items():
             layer = self.layers[name]
             layer.dest_cores = dest
-            layer.mean_hops = hops / dest if dest else 0.0
-            layer.chip_crossings = chips / dest if dest else 0.0
+            layer.mean_hops, layer.chip_crossings, layer.off_chip = (
+                (v / dest if dest else 0.0) for v in (hops, chips, off))
             layer.output_routes = dest * np.prod(layer.block)
 
     def _flag_routes(self) -> None:
@@ -343,6 +345,7 @@ class Mapper:
                                     + layer.chip_crossings * hw.chip_hop_pj))
             work_ns = (sops * hw.sop_ns + active * hw.update_ns) / layer.cores
             layers[name] = {"sops": sops, "spikes": events, "messages": messages,
+                            "messages_off_chip": messages * layer.off_chip,
                             "hops": messages * layer.mean_hops, "updates_active": active,
                             "updates_idle": idle, "energy_pj": energy, "work_ns_per_core": work_ns}
         input_messages = ops.events.get(ir.INPUT, 0) * self.input_dest
@@ -352,6 +355,7 @@ class Mapper:
         busiest = max((x["work_ns_per_core"] for x in layers.values()), default=0.0)
         return {"timesteps": steps, "sops": sum(x["sops"] for x in layers.values()),
                 "messages": sum(x["messages"] for x in layers.values()), "input_messages": input_messages,
+                "messages_off_chip": sum(x["messages_off_chip"] for x in layers.values()),
                 "hops": sum(x["hops"] for x in layers.values()),
                 "neuron_updates": sum(x["updates_active"] + x["updates_idle"] for x in layers.values()),
                 "energy_pj": energy, "latency_us": (steps * hw.barrier_ns + busiest) * 1e-3, "layers": layers}
