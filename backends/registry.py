@@ -32,13 +32,17 @@ def lower(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float64,
     fixed_point: bool = False,
+    schedule: str = "timestep",
 ) -> Simulator:
     """Build a simulator of ``graph`` on ``backend`` (``torch`` is the dense QANN reference).
 
     ``fixed_point``: ``graph`` is integer-valued (``vistream_neuro.fixed_point``); backends with
     an integer mode (Lava ``fixed_pt``) use it, the others are exact on such graphs anyway.
+    ``schedule``: ``timestep`` or ``layerwise`` (see the spikingjelly backend); the dense
+    reference settles at once under either.
     """
     if backend not in BACKENDS:
         raise UnknownBackendError(backend)
     module = importlib.import_module(BACKENDS[backend])
-    return module.lower(graph, device=torch.device(device), dtype=dtype, fixed_point=fixed_point)
+    return module.lower(graph, device=torch.device(device), dtype=dtype, fixed_point=fixed_point,
+                        schedule=schedule)

@@ -10,10 +10,19 @@ from backends.torch_graph import TorchGraph, max_pool, payload_for, per_channel,
 from neurons.sj_sigma_delta import SigmaDeltaNeuron
 from neurons.sj_stbif import STBIFNeuron
 from vistream_neuro import ir
+from vistream_neuro.accounting import SCHEDULES
 
 
 class SpikingJellySimulator:
-    def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype) -> None:
+    """``schedule``: ``timestep`` (every layer advances one step together, ViStream) or
+    ``layerwise`` (in one step each layer takes all its input and fires until quiet, in graph
+    order: every neuron sends exactly its change of level, and a frame settles in one step)."""
+
+    def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype,
+                 schedule: str = "timestep") -> None:
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+        self.schedule = schedule
         self.net = TorchGraph(graph, device, dtype)
         self.neurons = nn.ModuleDict({
             n.name: STBIFNeuron(scale_for(n, graph.shapes[n.name], "cpu", torch.float64),
@@ -37,6 +46,8 @@ class SpikingJellySimulator:
         self._zero: torch.Tensor | None = None
 
     def _fire(self, node: ir.Neuron | ir.SigmaDelta, current: torch.Tensor) -> torch.Tensor:
+        if self.schedule == "layerwise" and isinstance(node, ir.Neuron):
+            return self.neurons[node.name].settle(current)
         return self.neurons[node.name](current)
 
     def _max_pool(self, node: ir.MaxPool, current: torch.Tensor) -> torch.Tensor:
@@ -64,6 +75,8 @@ class SpikingJellySimulator:
         self._out = out.clone() if self._out is None else self._out + out
 
     def is_quiet(self) -> bool:
+        if self.schedule == "layerwise" and not self.net.graph.sigma_deltas:
+            return True  # every layer fired until quiet within the step
         return bool(torch.stack([n.quiet for n in self.neurons.values()]).all())
 
     def output(self) -> torch.Tensor:
@@ -81,5 +94,6 @@ class SpikingJellySimulator:
         """Nothing lives outside this process."""
 
 
-def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, fixed_point: bool = False):
-    return SpikingJellySimulator(graph, device, dtype)
+def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, fixed_point: bool = False,
+          schedule: str = "timestep"):
+    return SpikingJellySimulator(graph, device, dtype, schedule)

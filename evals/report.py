@@ -13,7 +13,7 @@ import numpy as np
 from evals.atomic import write_atomic, write_csv
 from evals.hw_report import hw_map_section, print_hw_map, write_hw_map
 from evals.plots import write_plots
-from evals.stream import SIGMA_DELTA, FrameRecord, StreamConfig, StreamResult
+from evals.stream import SCHEDULE_RUNS, SIGMA_DELTA, FrameRecord, StreamConfig, StreamResult
 from evals.tasks import Task
 from vistream_neuro import ir
 from vistream_neuro.energy import MODELS as ENERGY_MODELS
@@ -97,7 +97,8 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
         report_hw = hw_map_section(result, config.hw_map)
     report = {
         "backend": config.backend, "task": config.task, "model": config.model, "mode": config.mode,
-        "precision": config.precision, "input_size": list(result.graph.input_shape[1:]),
+        "precision": config.precision, "schedule": config.schedule, "spikes": config.spikes,
+        "input_size": list(result.graph.input_shape[1:]),
         "act_bits": config.act_bits, "source": str(config.source), "start": config.start,
         "calibration": config.calibration, "frames": frames, "summary": summary,
     }
@@ -197,21 +198,23 @@ def print_summary(report: dict) -> None:
     summary = report["summary"]
     entries = summary.get("compare") or {report["mode"]: summary}
     models = list(ENERGY_MODELS)
-    print(f"\n{'run':>6} {'ops/frame':>14} {'steady':>14} {'steps':>6} {'spikes':>11} "
+    print(f"\n{'run':>16} {'ops/frame':>14} {'steady':>14} {'steps':>6} {'spikes':>11} "
           + " ".join(f"{'pJ ' + m:>16}" for m in models))
     for run, s in entries.items():
         ops = s["ann_macs_per_frame"] if run in ("ann", "qann") else s["sops_per_frame"]
         steady = s["ann_macs_per_frame"] if run in ("ann", "qann") else s["sops_per_frame_steady"]
-        print(f"{run:>6} {ops:>14.4g} {steady:>14.4g} {s['timesteps_mean']:>6.1f} "
+        print(f"{run:>16} {ops:>14.4g} {steady:>14.4g} {s['timesteps_mean']:>6.1f} "
               f"{s.get('spikes_per_frame', 0):>11.4g} "
               + " ".join(f"{s['energy_pj_per_frame'][m]:>16.4g}" for m in models))
-    if "locc" in entries:
-        locc = entries["locc"]["sops_per_frame_steady"] + entries["locc"]["input_macs_per_frame"]
-        ann = summary["ann_macs_per_frame"]
-        print(f"steady state: ANN MACs / LoCC ops = {ann / max(locc, 1):.3g}", end="")
+    ann = summary["ann_macs_per_frame"]
+    for run in ("locc", *SCHEDULE_RUNS):
+        if run not in entries:
+            continue
+        ops = entries[run]["sops_per_frame_steady"] + entries[run]["input_macs_per_frame"]
+        print(f"steady state: {run} ops / ANN MACs = {ops / max(ann, 1):.3g}", end="")
         if "reset" in entries:
             reset = entries["reset"]["sops_per_frame_steady"] + entries["reset"]["input_macs_per_frame"]
-            print(f", reset / LoCC ops = {reset / max(locc, 1):.3g}", end="")
+            print(f", reset / {run} ops = {reset / max(ops, 1):.3g}", end="")
         print()
     if "hw_map" in report:
         print_hw_map(report["hw_map"])

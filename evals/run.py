@@ -25,10 +25,11 @@ from evals.mot import mot_task, mots_task
 from evals.posetrack import posetrack_task
 from evals.report import print_frames, print_sequences, print_summary, write_report
 from evals.sot import sot_task
-from evals.stream import PRECISIONS, StreamConfig, StreamResult, stream_compare
+from evals.stream import PRECISIONS, SCHEDULE_CHOICES, StreamConfig, StreamResult, stream_compare
 from evals.tasks import Task, run_task
 from evals.vos import vos_task
 from vistream_neuro import models
+from vistream_neuro.accounting import ENCODINGS
 from vistream_neuro.convert import ConversionError
 from vistream_neuro.hardware import PRESETS as HW_PRESETS
 from vistream_neuro.ir import GraphError
@@ -121,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="float64",
                    help="float64 (default), float32, or fixed: the integer graph (Lava fixed_pt)")
+    p.add_argument("--schedule", choices=SCHEDULE_CHOICES, default="timestep",
+                   help="timestep (default: all layers advance one step together, ViStream), layerwise "
+                        "(each layer takes all its input, then fires: the minimum spikes), or all (LoCC "
+                        "in every schedule and encoding side by side; spikingjelly)")
+    p.add_argument("--spikes", choices=ENCODINGS, default="ternary",
+                   help="ternary (default: one +1/-1 event per quantum) or graded (one message carrying "
+                        "a neuron's change, counted as one event per target)")
     p.add_argument("--frame-stride", type=_positive, default=1,
                    help="stream: use every k-th frame of the source (default 1)")
     p.add_argument("--sigma-delta", type=_non_negative_float, nargs="?", const=1.0, metavar="FACTOR",
@@ -153,6 +161,8 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         raise UsageError(f"--det-noise must be in [0, 1), got {args.det_noise}")
     if args.sigma_delta is not None and args.precision == "fixed":
         raise UsageError("--sigma-delta runs the float graph; use --precision float64 or float32")
+    if args.spikes == "graded" and args.schedule == "timestep":
+        raise UsageError("--spikes graded needs --schedule layerwise (a timestep message holds one quantum)")
     if args.frame_stride != 1 and not stream:
         raise UsageError("--frame-stride applies to --task stream")
     return StreamConfig(
@@ -164,7 +174,8 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         compare=not stream if args.compare is None else args.compare, det_noise=args.det_noise,
         detections=args.detections,
         t_max=args.t_max, device=args.device, precision=args.precision, seed=args.seed,
-        force=args.force, frame_stride=args.frame_stride, sigma_delta=args.sigma_delta, hw_map=args.hw_map)
+        force=args.force, frame_stride=args.frame_stride, sigma_delta=args.sigma_delta, hw_map=args.hw_map,
+        schedule=args.schedule, spikes=args.spikes)
 
 
 def run_tracking(task: Task, config: StreamConfig, out: Path) -> tuple[StreamResult, dict]:

@@ -19,7 +19,7 @@ from backends.lava_estimate import check_lava_run
 from backends.registry import lower
 from evals.synthetic import synthetic_video
 from vistream_neuro import ir
-from vistream_neuro.accounting import FrameOps, OpCounter, dense_macs
+from vistream_neuro.accounting import SCHEDULES, FrameOps, OpCounter, dense_macs
 from vistream_neuro.fixed_point import to_fixed_point
 from vistream_neuro.pipeline import Converted, convert_model, normalise, pixel_unit
 from vistream_neuro.sigma_delta import to_sigma_delta
@@ -29,7 +29,9 @@ from vistream_neuro.video import VideoError, read_video
 # fixed: the integer graph (vistream_neuro.fixed_point), exact in float64 and in Lava fixed_pt
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32, "fixed": torch.float64}
 SIGMA_DELTA = "sigma_delta"
-STREAMING = {SIGMA_DELTA: "locc"}  # run name -> streaming mode: sigma-delta streams differences
+SCHEDULE_CHOICES = (*SCHEDULES, "all")  # all: LoCC in every schedule and encoding, side by side
+# the extra LoCC runs of --schedule all: run name -> (schedule, spike encoding)
+SCHEDULE_RUNS = {"layerwise": ("layerwise", "ternary"), "layerwise_graded": ("layerwise", "graded")}
 
 
 @dataclass
@@ -58,6 +60,8 @@ class StreamConfig:
     det_noise: float = 0.0  # tracking: jitter of ground-truth detections, fraction of box size
     frame_stride: int = 1  # stream: use every k-th frame of the source
     sigma_delta: float | None = None  # also run the sigma-delta baseline, threshold = factor * scale
+    schedule: str = "timestep"  # timestep, layerwise, or all (every schedule and encoding)
+    spikes: str = "ternary"  # ternary: one event per quantum; graded: one per message
     hw_map: str | None = None  # hardware preset to map the graph onto (vistream_neuro.hardware)
 
 
@@ -150,6 +154,11 @@ class Lockstep:
         self.net, self.config = net, config
         self.dtype, self.fixed = PRECISIONS[config.precision], config.precision == "fixed"
         self.modes = ["reset", "locc"] if config.compare else [config.mode]
+        schedule = "timestep" if config.schedule == "all" else config.schedule
+        self.specs = {m: (m, schedule, config.spikes) for m in self.modes}  # name -> mode, schedule, spikes
+        if config.schedule == "all":
+            self.modes += list(SCHEDULE_RUNS)
+            self.specs |= {name: ("locc", *pair) for name, pair in SCHEDULE_RUNS.items()}
         self.graph, self._encode, self._decode = net.graph, (lambda x: x), (lambda y: y)
         if self.fixed:
             fx = to_fixed_point(net.graph, pixel_unit(config.model))
@@ -160,6 +169,7 @@ class Lockstep:
                 raise ValueError("--sigma-delta runs the float graph; use --precision float64 or float32")
             self.graphs[SIGMA_DELTA] = to_sigma_delta(net.graph, config.sigma_delta)
             self.modes.append(SIGMA_DELTA)
+            self.specs[SIGMA_DELTA] = ("locc", "timestep", "graded")  # it streams differences
         if config.backend == "lava":
             check_lava_run(self.graph, frames_total * len(self.modes), config.force)
         output = self.graph.node(self.graph.output)
@@ -176,11 +186,12 @@ class Lockstep:
         inputs = [self._encode(f) for f in batch]
         reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=self.dtype),
                                inputs, "reset")
-        sims = [lower(self.graphs[mode], config.backend, device=config.device, dtype=self.dtype,
-                      fixed_point=self.fixed) for mode in self.modes]
-        streams = [run_stream(sim, inputs, STREAMING.get(mode, mode), config.t_max,
-                              OpCounter(self.graphs[mode], config.device))
-                   for sim, mode in zip(sims, self.modes, strict=True)]
+        sims = [lower(self.graphs[name], config.backend, device=config.device, dtype=self.dtype,
+                      fixed_point=self.fixed, schedule=self.specs[name][1]) for name in self.modes]
+        streams = [run_stream(sim, inputs, self.specs[name][0], config.t_max,
+                              OpCounter(self.graphs[name], config.device, self.specs[name][2],
+                                        self.specs[name][1]))
+                   for sim, name in zip(sims, self.modes, strict=True)]
         try:
             for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True),
                                                total=len(batch), desc=desc, disable=None, leave=False):

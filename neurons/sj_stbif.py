@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from spikingjelly.activation_based import base
 
-from neurons.stbif import initial_state, stbif_step
+from neurons.stbif import initial_state, stbif_settle, stbif_step
 
 
 def _param(value, name: str) -> torch.Tensor:
@@ -69,6 +69,15 @@ class STBIFNeuron(base.MemoryModule):
             self.q, self.acc = initial_state(x)
         scale, pos_max, neg_min, payload = self._params_like(x)
         self.spike, self.q, self.acc = stbif_step(x, self.q, self.acc, scale, pos_max, neg_min)
+        return self.spike * payload
+
+    def settle(self, x: torch.Tensor) -> torch.Tensor:
+        """Integrate ``x`` and fire until quiet in one call (the ``layerwise`` schedule); returns
+        the output ``change * payload`` and keeps the change of the count in ``spike``."""
+        if self.q is None or self.q.shape != x.shape:
+            self.q, self.acc = initial_state(x)
+        scale, pos_max, neg_min, payload = self._params_like(x)
+        self.spike, self.q, self.acc = stbif_settle(x, self.q, self.acc, scale, pos_max, neg_min)
         return self.spike * payload
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,25 @@ def stbif_step(
     return STBIFStep(spike, q - spike, acc + spike)
 
 
+def stbif_settle(
+    current: torch.Tensor,
+    q: torch.Tensor,
+    acc: torch.Tensor,
+    scale: torch.Tensor,
+    pos_max: torch.Tensor,
+    neg_min: torch.Tensor,
+) -> STBIFStep:
+    """Integrate ``current`` and fire until quiet, at once: the ``layerwise`` schedule.
+
+    Returns the change of the released count (all its spikes have one sign, ``|change|`` of them)
+    and the new state: exactly what :func:`stbif_step` reaches by stepping with ``current`` and
+    then zeros until no neuron spikes.
+    """
+    q = q + current / scale
+    change = torch.minimum(torch.maximum(torch.floor(q), neg_min - acc), pos_max - acc) + 0.0  # no -0
+    return STBIFStep(change, q - change, acc + change)
+
+
 def quantize(
     x: torch.Tensor,
     scale: torch.Tensor,

@@ -105,15 +105,38 @@ class FrameOps:
         return sum(self.min_spikes.values())
 
 
-class OpCounter:
-    """Counts operations from per-step node values of a simulated :class:`SpikingGraph`."""
+SCHEDULES = ("timestep", "layerwise")
+ENCODINGS = ("ternary", "graded")
 
-    def __init__(self, graph: ir.SpikingGraph, device: torch.device | str = "cpu") -> None:
+
+def _unit(value: np.ndarray, shape: ir.Shape, device: torch.device) -> torch.Tensor:
+    """A neuron's payload shaped to broadcast over its ``(N, *shape)`` values."""
+    unit = torch.as_tensor(value, dtype=torch.float64, device=device)
+    return unit.reshape(-1, *([1] * (len(shape) - 1))) if unit.ndim == 1 else unit
+
+
+class OpCounter:
+    """Counts operations from per-step node values of a simulated :class:`SpikingGraph`.
+
+    ``spikes``: ``ternary`` counts one event per released quantum, ``graded`` one event per
+    message (a neuron's nonzero output, however many quanta it carries).  ``schedule``:
+    ``layerwise`` simulators send a neuron's whole change in one step, so a ternary count reads
+    the number of quanta from the value; ``timestep`` ones send one quantum per step.
+    """
+
+    def __init__(self, graph: ir.SpikingGraph, device: torch.device | str = "cpu",
+                 spikes: str = "ternary", schedule: str = "timestep") -> None:
+        if spikes not in ENCODINGS or schedule not in SCHEDULES:
+            raise ValueError(f"spikes must be one of {ENCODINGS} and schedule one of {SCHEDULES}, got "
+                             f"{spikes!r}, {schedule!r}")
         self.graph = graph
         self.device = torch.device(device)
         self._synaptic = [n for n in graph.nodes if isinstance(n, ir.SYNAPTIC)]
         self._neurons = [n for n in graph.nodes if isinstance(n, ir.SPIKING)]
-        self._graded = [n.name for n in graph.sigma_deltas]  # no levels: signs counted per step
+        graded = [n.name for n in graph.neurons] if spikes == "graded" else []
+        self._graded = [n.name for n in graph.sigma_deltas] + graded  # signs counted per step
+        self._quanta = ({n.name: _unit(n.output_scale, graph.shapes[n.name], self.device)
+                         for n in graph.neurons} if (spikes, schedule) == ("ternary", "layerwise") else {})
         self._sources = [ir.INPUT, *(n.name for n in graph.nodes if isinstance(n, ir.MaxPool))]
         self._spatial = {n.name: torch.as_tensor(spatial_fanout(n, graph.shapes[n.input]).round(),
                                                  dtype=torch.int64, device=self.device)
@@ -136,15 +159,17 @@ class OpCounter:
         """Add one step, given each node's value in it (``values[ir.INPUT]`` is the input current).
 
         Counts stay on the device as 0-dim tensors, stacked once per step; nothing syncs here.
-        Per node, the nonzero channels of each pixel are counted once and serve both the node's
-        own spike count and the SOPs of every layer it feeds.
+        Per node, the events of each pixel (its nonzero channels, or its quanta) are counted once
+        and serve both the node's own spike count and the SOPs of every layer it feeds.
         """
         self._steps += 1
         pixels: dict[str, torch.Tensor] = {}
 
         def nonzero_per_pixel(name: str) -> torch.Tensor:
             if name not in pixels:
-                pixels[name] = torch.count_nonzero(values[name], dim=1)
+                unit = self._quanta.get(name)
+                pixels[name] = (torch.count_nonzero(values[name], dim=1) if unit is None
+                                else torch.round(values[name].abs() / unit.to(values[name])).sum(1).long())
             return pixels[name]
 
         counts = []

@@ -15,7 +15,11 @@ from neurons.lava_compat import LavaUnavailableError, import_lava
 from vistream_neuro import ir
 
 
-def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, fixed_point: bool = False):
+def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, fixed_point: bool = False,
+          schedule: str = "timestep"):
+    if schedule != "timestep":
+        raise BackendUnavailableError(f"--backend lava runs the timestep schedule only (every Lava process "
+                                      f"steps together); --schedule {schedule} runs on spikingjelly")
     try:
         import_lava()
     except LavaUnavailableError as exc:
