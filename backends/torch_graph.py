@@ -51,6 +51,9 @@ class TorchGraph:
     def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype) -> None:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("--device cuda asked for, but torch sees no CUDA device here")
+        if device.type == "cuda":  # TF32 rounds float32 products to 10 mantissa bits: never exact
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         self.graph, self.device, self.dtype = graph, device, dtype
         self.weights = {
             n.name: (as_tensor(n.weight, device, dtype), as_tensor(n.bias, device, dtype))

@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t-max", type=_positive, default=512, help="max time steps per frame")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="float64",
-                   help="float64 (default), float32, or fixed: the integer graph (Lava fixed_pt)")
+                   help="float64 (default), float32, or fixed: the integer graph in float32, exact while its "
+                        "sums stay below 2^24 (checked), as Lava fixed_pt")
     p.add_argument("--schedule", choices=SCHEDULE_CHOICES, default="timestep",
                    help="timestep (default: all layers advance one step together, ViStream), layerwise "
                         "(each layer takes all its input, then fires: the minimum spikes), or all (LoCC "

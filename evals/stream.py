@@ -20,14 +20,15 @@ from backends.registry import lower
 from evals.synthetic import synthetic_video
 from vistream_neuro import ir
 from vistream_neuro.accounting import SCHEDULES, FrameOps, OpCounter, dense_macs
-from vistream_neuro.fixed_point import to_fixed_point
+from vistream_neuro.fixed_point import check_float32_exact, to_fixed_point
 from vistream_neuro.pipeline import Converted, convert_model, normalise, pixel_unit
 from vistream_neuro.sigma_delta import to_sigma_delta
 from vistream_neuro.streaming import FrameResult, run_stream
 from vistream_neuro.video import VideoError, read_video
 
-# fixed: the integer graph (vistream_neuro.fixed_point), exact in float64 and in Lava fixed_pt
-PRECISIONS = {"float64": torch.float64, "float32": torch.float32, "fixed": torch.float64}
+# fixed: the integer graph (vistream_neuro.fixed_point) in float32, exact while its sums stay below
+# 2^24 (checked per sequence), as in Lava fixed_pt
+PRECISIONS = {"float64": torch.float64, "float32": torch.float32, "fixed": torch.float32}
 SIGMA_DELTA = "sigma_delta"
 SCHEDULE_CHOICES = (*SCHEDULES, "all")  # all: LoCC in every schedule and encoding, side by side
 # the extra LoCC runs of --schedule all: run name -> (schedule, spike encoding)
@@ -184,6 +185,8 @@ class Lockstep:
         """``frames``: normalised network inputs ``(T, C, H, W)``."""
         config, batch = self.config, [f[None] for f in frames]
         inputs = [self._encode(f) for f in batch]
+        if self.fixed:
+            check_float32_exact(self.graph, 2 * max(float(x.abs().max()) for x in inputs))
         reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=self.dtype),
                                inputs, "reset")
         sims = [lower(self.graphs[name], config.backend, device=config.device, dtype=self.dtype,

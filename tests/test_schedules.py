@@ -115,3 +115,18 @@ def test_cli_compares_every_schedule_and_encoding(tmp_path, capsys):
     assert main(["--backend", "lava", "--task", "stream", "--schedule", "layerwise",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "timestep schedule only" in capsys.readouterr().err
+
+
+def test_float32_exactness_is_checked_against_2_to_the_24():
+    from vistream_neuro.fixed_point import check_float32_exact, magnitude_bounds
+
+    graph = ir.SpikingGraph((1, 4, 4), [
+        ir.Conv("c", ir.INPUT, np.full((2, 1, 3, 3), 4.0), np.array([3.0, -5.0]), padding=(1, 1)),
+        ir.Neuron("n", "c", np.array(8.0), 7, neg_min=-2, payload=np.array(6.0)),
+        ir.Add("a", ("n", "n")),
+    ], "a")
+    bounds = magnitude_bounds(graph, 100.0)
+    assert bounds["c"] == 9 * 4 * 100 + 5 and bounds["n"] == 6 * 9 and bounds["a"] == 2 * 54
+    check_float32_exact(graph, 2**24 / 36 - 10)
+    with pytest.raises(ir.GraphError, match="c: its integer sums may reach"):
+        check_float32_exact(graph, 2**24 / 36)

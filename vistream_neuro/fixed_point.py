@@ -23,6 +23,7 @@ import torch
 from vistream_neuro import ir
 
 MAX_BIAS = 2**23
+FLOAT32_EXACT = 2**24  # every integer of smaller magnitude is exact in float32
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,3 +237,33 @@ def to_fixed_point(graph: ir.SpikingGraph, input_unit: float, *, weight_bits: in
         nodes.append(node)
     fixed = ir.SpikingGraph(graph.input_shape, nodes, graph.output)
     return FixedPointGraph(fixed, float(input_unit), units.at(graph.output).copy())
+
+
+def magnitude_bounds(graph: ir.SpikingGraph, input_bound: float) -> dict[str, float]:
+    """An upper bound of ``|value|`` of every node of an integer graph, for inputs (frames or frame
+    differences) within ``input_bound``; a conv or linear bound also bounds its partial sums.
+
+    A neuron's value is at most its payload times its level range, which covers the QANN's output,
+    one spike and a layer-wise change alike.
+    """
+    bounds = {ir.INPUT: float(input_bound)}
+    for node in graph.nodes:
+        if isinstance(node, ir.SYNAPTIC):
+            rows = np.abs(node.weight).reshape(node.weight.shape[0], -1).sum(1) * bounds[node.input]
+            bias = 0.0 if node.bias is None else np.abs(node.bias)
+            bounds[node.name] = float(np.max(rows + bias))
+        elif isinstance(node, ir.Neuron):
+            bounds[node.name] = float(np.max(node.output_scale)) * (node.pos_max - node.neg_min)
+        elif isinstance(node, ir.Add):
+            bounds[node.name] = sum(bounds[i] for i in node.inputs)
+        else:
+            bounds[node.name] = bounds[node.input]
+    return bounds
+
+
+def check_float32_exact(graph: ir.SpikingGraph, input_bound: float) -> None:
+    """Raise naming the first node whose sums could reach 2^24, where float32 stops being exact."""
+    for name, bound in magnitude_bounds(graph, input_bound).items():
+        if bound >= FLOAT32_EXACT:
+            raise ir.GraphError(f"{name}: its integer sums may reach {bound:.3g} >= 2^24, beyond what "
+                                "float32 holds exactly; use --precision float64")
