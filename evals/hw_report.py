@@ -35,8 +35,7 @@ def hw_map_section(result, preset: str) -> dict:
     """Map ``result.graph`` onto ``preset`` and price the dense ANN and each SNN run of ``result``."""
     hw = hardware_model(preset)
     mapper = Mapper(result.graph, hw)
-    frames = len(next(iter(result.runs.values())))
-    runs = {"ann": run_costs(mapper, [dense_frame_ops(result.graph)] * frames)}
+    runs = {"ann": run_costs(mapper, [dense_frame_ops(result.graph)])}  # the same cost every frame
     runs |= {mode: run_costs(mapper, [r.ops for r in records]) for mode, records in result.runs.items()}
     return {"hardware": hw.describe(), **mapper.summary(),
             "layers": [layer.row() for layer in mapper.layers.values()], "runs": runs}

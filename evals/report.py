@@ -93,8 +93,6 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
         if result.sigma_delta_cosine_to_ann is not None:
             summary["compare"][SIGMA_DELTA].update(threshold_factor=config.sigma_delta,
                                                    cosine_to_ann=result.sigma_delta_cosine_to_ann)
-    if config.hw_map is not None:
-        report_hw = hw_map_section(result, config.hw_map)
     report = {
         "backend": config.backend, "task": config.task, "model": config.model, "mode": config.mode,
         "precision": config.precision, "schedule": config.schedule, "spikes": config.spikes,
@@ -103,7 +101,7 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
         "calibration": config.calibration, "frames": frames, "summary": summary,
     }
     if config.hw_map is not None:
-        report["hw_map"] = report_hw
+        report["hw_map"] = hw_map_section(result, config.hw_map)
     if result.sequences:
         report["sequences"] = [
             {**s, "compare": {mode: snn_summary([r for r in runs if r.sequence == s["name"]], ann_macs)

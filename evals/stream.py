@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -64,6 +65,15 @@ class StreamConfig:
     schedule: str = "timestep"  # timestep, layerwise, or all (every schedule and encoding)
     spikes: str = "ternary"  # ternary: one event per quantum; graded: one per message
     hw_map: str | None = None  # hardware preset to map the graph onto (vistream_neuro.hardware)
+
+
+class RunSpec(NamedTuple):
+    """One simulated run of a comparison: how it streams and counts, and on which graph."""
+
+    mode: str  # streaming mode: locc or reset
+    schedule: str
+    spikes: str
+    graph: ir.SpikingGraph
 
 
 @dataclass
@@ -154,23 +164,21 @@ class Lockstep:
     def __init__(self, net: Converted, config: StreamConfig, frames_total: int) -> None:
         self.net, self.config = net, config
         self.dtype, self.fixed = PRECISIONS[config.precision], config.precision == "fixed"
-        self.modes = ["reset", "locc"] if config.compare else [config.mode]
-        schedule = "timestep" if config.schedule == "all" else config.schedule
-        self.specs = {m: (m, schedule, config.spikes) for m in self.modes}  # name -> mode, schedule, spikes
-        if config.schedule == "all":
-            self.modes += list(SCHEDULE_RUNS)
-            self.specs |= {name: ("locc", *pair) for name, pair in SCHEDULE_RUNS.items()}
         self.graph, self._encode, self._decode = net.graph, (lambda x: x), (lambda y: y)
         if self.fixed:
             fx = to_fixed_point(net.graph, pixel_unit(config.model))
             self.graph, self._encode, self._decode = fx.graph, fx.encode, fx.decode
-        self.graphs = dict.fromkeys(self.modes, self.graph)
+        schedule = "timestep" if config.schedule == "all" else config.schedule
+        self.specs = {m: RunSpec(m, schedule, config.spikes, self.graph)
+                      for m in (["reset", "locc"] if config.compare else [config.mode])}
+        if config.schedule == "all":
+            self.specs |= {name: RunSpec("locc", *pair, self.graph) for name, pair in SCHEDULE_RUNS.items()}
         if config.sigma_delta is not None:
             if self.fixed:
                 raise ValueError("--sigma-delta runs the float graph; use --precision float64 or float32")
-            self.graphs[SIGMA_DELTA] = to_sigma_delta(net.graph, config.sigma_delta)
-            self.modes.append(SIGMA_DELTA)
-            self.specs[SIGMA_DELTA] = ("locc", "timestep", "graded")  # it streams differences
+            self.specs[SIGMA_DELTA] = RunSpec("locc", "timestep", "graded",  # it streams differences
+                                              to_sigma_delta(net.graph, config.sigma_delta))
+        self.modes = list(self.specs)
         if config.backend == "lava":
             check_lava_run(self.graph, frames_total * len(self.modes), config.force)
         output = self.graph.node(self.graph.output)
@@ -189,12 +197,12 @@ class Lockstep:
             check_float32_exact(self.graph, 2 * max(float(x.abs().max()) for x in inputs))
         reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=self.dtype),
                                inputs, "reset")
-        sims = [lower(self.graphs[name], config.backend, device=config.device, dtype=self.dtype,
-                      fixed_point=self.fixed, schedule=self.specs[name][1]) for name in self.modes]
-        streams = [run_stream(sim, inputs, self.specs[name][0], config.t_max,
-                              OpCounter(self.graphs[name], config.device, self.specs[name][2],
-                                        self.specs[name][1]))
-                   for sim, name in zip(sims, self.modes, strict=True)]
+        specs = list(self.specs.values())
+        sims = [lower(spec.graph, config.backend, device=config.device, dtype=self.dtype,
+                      fixed_point=self.fixed, schedule=spec.schedule) for spec in specs]
+        streams = [run_stream(sim, inputs, spec.mode, config.t_max,
+                              OpCounter(spec.graph, config.device, spec.spikes, spec.schedule))
+                   for sim, spec in zip(sims, specs, strict=True)]
         try:
             for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True),
                                                total=len(batch), desc=desc, disable=None, leave=False):

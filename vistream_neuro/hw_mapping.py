@@ -76,6 +76,13 @@ class LayerMap:
                 "violations": "; ".join(self.violations)}
 
 
+def _pool_conv(pool: ir.AvgPool, in_shape: ir.Shape) -> ir.Conv:
+    """An average pool's connectivity: a depthwise conv of ones."""
+    kh, kw = ir.pair(pool.kernel)
+    return ir.Conv(pool.name, pool.input, np.ones((in_shape[0], 1, kh, kw)), None, pool.stride, pool.padding,
+                   in_shape[0])
+
+
 def _map3(shape: ir.Shape) -> tuple[int, int, int]:
     return (shape[0], shape[1], shape[2]) if len(shape) == 3 else (shape[0], 1, 1)
 
@@ -91,6 +98,10 @@ class Mapper:
     def __init__(self, graph: ir.SpikingGraph, hw: HardwareModel) -> None:
         self.graph, self.hw = graph, hw
         self.terms = {n.name: self._terms(n.input) for n in graph.nodes if isinstance(n, POPULATIONS)}
+        pools = {t.op for terms in self.terms.values() for t in terms if isinstance(t.op, ir.AvgPool)}
+        self._pool_fanout = {  # mean fan-out of a pooled source entry, for the synaptic ops of a frame
+            p.name: float(fanout(_pool_conv(p, graph.shapes[p.input]), graph.shapes[p.input]).mean())
+            for p in pools}
         caps: dict[str, int] = {}  # neurons per core, lowered where output routes overflow
         for _ in range(8):
             self._place_all(caps)
@@ -140,9 +151,7 @@ class Mapper:
         in_shape = self.graph.shapes[op.input]
         if isinstance(op, ir.AvgPool):
             kh, kw = ir.pair(op.kernel)
-            conv = ir.Conv(op.name, op.input, np.ones((in_shape[0], 1, kh, kw)), None, op.stride,
-                           op.padding, in_shape[0])
-            return kh * kw, int(fanout(conv, in_shape).sum()), kh * kw
+            return kh * kw, int(fanout(_pool_conv(op, in_shape), in_shape).sum()), kh * kw
         if isinstance(op, ir.Conv):
             _, per_group, kh, kw = op.weight.shape
             return per_group * kh * kw, int(fanout(op, in_shape).sum()), int(op.weight.size)
@@ -323,13 +332,7 @@ class Mapper:
         if isinstance(op, ir.SYNAPTIC):
             return ops.layer_cost(op.name)
         events = self._events(ops, term.source)
-        if op is None:
-            return float(events)
-        in_shape = self.graph.shapes[op.input]
-        kh, kw = ir.pair(op.kernel)
-        conv = ir.Conv(op.name, op.input, np.ones((in_shape[0], 1, kh, kw)), None, op.stride, op.padding,
-                       in_shape[0])
-        return events * float(fanout(conv, in_shape).mean())
+        return float(events) if op is None else events * self._pool_fanout[op.name]
 
     def frame_cost(self, ops: FrameOps) -> dict:
         """One frame on the chip: per layer and in total, operations, messages, energy, latency."""
