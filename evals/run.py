@@ -120,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tracking without det.txt: jitter of ground-truth boxes, fraction of size")
     p.add_argument("--t-max", type=_positive, default=512, help="max time steps per frame")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--precision", choices=tuple(PRECISIONS), default="float64",
-                   help="float64 (default), float32, or fixed: the integer graph in float32, exact while its "
-                        "sums stay below 2^24 (checked), as Lava fixed_pt")
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fixed",
+                   help="fixed (default): the integer graph in float32, exact while its sums stay below 2^24 "
+                        "(checked), as Lava fixed_pt; or float64 / float32 on the float graph")
     p.add_argument("--schedule", choices=SCHEDULE_CHOICES, default="timestep",
                    help="timestep (default: all layers advance one step together, ViStream), layerwise "
                         "(each layer takes all its input, then fires: the minimum spikes), or all (LoCC "
@@ -160,8 +160,6 @@ def _config(args: argparse.Namespace) -> StreamConfig:
     stream = args.task == "stream"
     if not 0 <= args.det_noise < 1:
         raise UsageError(f"--det-noise must be in [0, 1), got {args.det_noise}")
-    if args.sigma_delta is not None and args.precision == "fixed":
-        raise UsageError("--sigma-delta runs the float graph; use --precision float64 or float32")
     if args.spikes == "graded" and args.schedule == "timestep":
         raise UsageError("--spikes graded needs --schedule layerwise (a timestep message holds one quantum)")
     if args.frame_stride != 1 and not stream:

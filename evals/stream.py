@@ -53,7 +53,7 @@ class StreamConfig:
     compare: bool = False
     t_max: int = 512
     device: str = "cpu"
-    precision: str = "float64"
+    precision: str = "fixed"
     seed: int = 0
     force: bool = False  # run on Lava even when the estimated time is impractical
     # tracking: "gt" boxes (ViStream's protocol), "det" (det.txt) or "hog" (OpenCV's people
@@ -74,6 +74,7 @@ class RunSpec(NamedTuple):
     schedule: str
     spikes: str
     graph: ir.SpikingGraph
+    integer: bool  # runs the integer graph on integer frames (--precision fixed)
 
 
 @dataclass
@@ -169,15 +170,14 @@ class Lockstep:
             fx = to_fixed_point(net.graph, pixel_unit(config.model))
             self.graph, self._encode, self._decode = fx.graph, fx.encode, fx.decode
         schedule = "timestep" if config.schedule == "all" else config.schedule
-        self.specs = {m: RunSpec(m, schedule, config.spikes, self.graph)
+        self.specs = {m: RunSpec(m, schedule, config.spikes, self.graph, self.fixed)
                       for m in (["reset", "locc"] if config.compare else [config.mode])}
         if config.schedule == "all":
-            self.specs |= {name: RunSpec("locc", *pair, self.graph) for name, pair in SCHEDULE_RUNS.items()}
-        if config.sigma_delta is not None:
-            if self.fixed:
-                raise ValueError("--sigma-delta runs the float graph; use --precision float64 or float32")
+            self.specs |= {name: RunSpec("locc", *pair, self.graph, self.fixed)
+                           for name, pair in SCHEDULE_RUNS.items()}
+        if config.sigma_delta is not None:  # no QANN to equal: the float graph, on float frames
             self.specs[SIGMA_DELTA] = RunSpec("locc", "timestep", "graded",  # it streams differences
-                                              to_sigma_delta(net.graph, config.sigma_delta))
+                                              to_sigma_delta(net.graph, config.sigma_delta), False)
         self.modes = list(self.specs)
         if config.backend == "lava":
             check_lava_run(self.graph, frames_total * len(self.modes), config.force)
@@ -198,11 +198,15 @@ class Lockstep:
         reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=self.dtype),
                                inputs, "reset")
         specs = list(self.specs.values())
-        sims = [lower(spec.graph, config.backend, device=config.device, dtype=self.dtype,
-                      fixed_point=self.fixed, schedule=spec.schedule) for spec in specs]
-        streams = [run_stream(sim, inputs, spec.mode, config.t_max,
+        # a float-graph run beside fixed ones (the sigma-delta baseline) takes float64 frames
+        feeds = [(self.dtype, inputs) if spec.integer or not self.fixed else (torch.float64, batch)
+                 for spec in specs]
+        sims = [lower(spec.graph, config.backend, device=config.device, dtype=dtype,
+                      fixed_point=spec.integer, schedule=spec.schedule)
+                for spec, (dtype, _) in zip(specs, feeds, strict=True)]
+        streams = [run_stream(sim, feed, spec.mode, config.t_max,
                               OpCounter(spec.graph, config.device, spec.spikes, spec.schedule))
-                   for sim, spec in zip(sims, specs, strict=True)]
+                   for sim, spec, (_, feed) in zip(sims, specs, feeds, strict=True)]
         try:
             for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True),
                                                total=len(batch), desc=desc, disable=None, leave=False):

@@ -5,6 +5,10 @@ reference step of :mod:`neurons.stbif`; the bias enters as charge once, ``bias_p
 after the host sets it (counting this step as 1): once per stream in LoCC, once per frame in reset
 mode, and delayed by the layer's depth in a network whose synapses delay by one step per hop.
 
+``settle=True`` is the ``layerwise`` schedule: a neuron fires until quiet within the step, sending its
+whole change of count as one graded message ``change * payload`` (the network's delays bring all of a
+frame's input to a layer in one step, so every neuron sends exactly its change of level, once).
+
 Fixed point, as on Loihi: the residual is a signed 24-bit integer ``v = q * threshold`` (so the
 threshold is the layer's scale in integer units and ``v`` starts at ``threshold / 2``; the
 threshold must be even), input currents and the bias are integers in the same units, and a
@@ -51,12 +55,14 @@ class STBIF(AbstractProcess):
     a scalar or one value per neuron; ``pos_max`` > 0 >= ``neg_min``: bounds of the released
     count; ``bias``: charge added once after ``bias_pending`` is set (it starts set);
     ``payload``: value sent per spike (defaults to ``scale``, i.e. the output current);
-    ``bias_delay``: steps the bias waits after a reset (the layer's depth in synaptic hops).
+    ``bias_delay``: steps the bias waits after a reset (the layer's depth in synaptic hops);
+    ``settle``: fire until quiet in each step (the ``layerwise`` schedule), not one quantum per step.
     """
 
     def __init__(self, *, shape: tuple[int, ...], scale, pos_max: int, neg_min: int = 0, bias=0,
-                 payload=None, bias_delay: int = 0, name: str | None = None, **kwargs) -> None:
-        super().__init__(shape=shape, name=name, bias_delay=bias_delay, **kwargs)
+                 payload=None, bias_delay: int = 0, settle: bool = False, name: str | None = None,
+                 **kwargs) -> None:
+        super().__init__(shape=shape, name=name, bias_delay=bias_delay, settle=settle, **kwargs)
         if not (neg_min <= 0 < pos_max):
             raise ValueError(f"{name}: ST-BIF bounds need neg_min <= 0 < pos_max")
         scale = np.broadcast_to(np.asarray(scale, dtype=float), shape).copy()
@@ -74,7 +80,7 @@ class STBIF(AbstractProcess):
         self.bias_pending = Var(shape=(1,), init=bias_delay + 1)  # steps until the bias enters
         self.q = Var(shape=shape, init=0.5 * scale)  # residual in input units: q_spec * scale
         self.acc = Var(shape=shape, init=0)
-        self.spikes = Var(shape=shape, init=0)  # ternary spikes of the last step
+        self.spikes = Var(shape=shape, init=0)  # spikes of the last step (settle: the change of count)
         self.fault = Var(shape=(2,), init=0)  # (fault code, first step with a fault)
         self.epoch = Var(shape=(1,), init=0)  # bumped by the host: back to the initial state
         self.layer_name = name or "ST-BIF"
@@ -115,9 +121,13 @@ def _step(model, current, threshold) -> np.ndarray:
         if model.bias_pending[0] == 0:
             current = current + model.bias
     model.q[:] = model.q + current
-    pos = (model.q >= threshold) & (model.acc < model.pos_max[0])
-    neg = (model.q < 0) & (model.acc > model.neg_min[0])
-    spike = pos.astype(np.int32) - neg.astype(np.int32)
+    if model.proc_params["settle"]:  # fire until quiet: q in [0, threshold) unless a bound stops it
+        whole = model.q // threshold if model.q.dtype.kind == "i" else np.floor(model.q / threshold)
+        spike = np.clip(whole, model.neg_min[0] - model.acc, model.pos_max[0] - model.acc).astype(np.int32)
+    else:
+        pos = (model.q >= threshold) & (model.acc < model.pos_max[0])
+        neg = (model.q < 0) & (model.acc > model.neg_min[0])
+        spike = pos.astype(np.int32) - neg.astype(np.int32)
     model.acc[:] = model.acc + spike
     model.q[:] = model.q - spike * threshold
     model.spikes[:] = spike
@@ -164,7 +174,7 @@ class PySTBIFFixed(_STBIFModel):
     bias_pending: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
     q: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=STATE_BITS)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
-    spikes: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=2)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
     fault: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=32)
 
     def _record_fault(self, code: int) -> None:

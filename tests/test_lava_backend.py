@@ -23,10 +23,11 @@ from vistream_neuro.streaming import run_stream
 pytestmark = requires_lava
 
 
-def run(graph, frames, mode, backend, fixed_point=False):
-    sim = lower(graph, backend, fixed_point=fixed_point)
+def run(graph, frames, mode, backend, fixed_point=False, schedule="timestep"):
+    sim = lower(graph, backend, fixed_point=fixed_point, schedule=schedule)
     try:
-        return list(run_stream(sim, frames, mode, t_max=1000, counter=OpCounter(graph))), sim
+        counter = OpCounter(graph, schedule=schedule)
+        return list(run_stream(sim, frames, mode, t_max=1000, counter=counter)), sim
     finally:
         if hasattr(sim, "close"):
             sim.close()
@@ -91,6 +92,29 @@ def test_fixed_pt_equals_the_integer_qann_exactly(mode):
         assert res.converged and torch.equal(res.output, ref.output), res.index
         assert all(torch.equal(res.levels[k], v) for k, v in ref.levels.items()), res.index
     assert_same_run(lava, run(fx.graph, frames, mode, "spikingjelly")[0], exact=True)
+
+
+@pytest.mark.parametrize("mode", ["locc", "reset"])
+def test_fixed_pt_layerwise_settles_each_layer_once_and_equals_the_integer_qann(mode):
+    """Each neuron sends its whole change of level in one graded message, one step per frame."""
+    fx, frames = fixed_tiny()
+    frames = frames[:8]
+    qann = list(run_stream(lower(fx.graph, "torch"), frames, "reset"))
+    lava, _ = run(fx.graph, frames, mode, "lava", fixed_point=True, schedule="layerwise")
+    for ref, res in zip(qann, lava, strict=True):
+        assert res.timesteps == 1 and torch.equal(res.output, ref.output), res.index
+        assert all(torch.equal(res.levels[k], v) for k, v in ref.levels.items()), res.index
+        assert res.ops.total_spikes == res.ops.total_min_spikes > 0, res.index
+    spikingjelly, _ = run(fx.graph, frames, mode, "spikingjelly", schedule="layerwise")
+    assert_same_run(lava, spikingjelly, exact=True)
+
+
+def test_floating_pt_layerwise_equals_spikingjelly_with_per_channel_scales():
+    graph = small_graph("out")
+    frames = [torch.rand(1, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(i))
+              for i in range(5)]
+    lava, _ = run(graph, frames, "locc", "lava", schedule="layerwise")
+    assert_same_run(lava, run(graph, frames, "locc", "spikingjelly", schedule="layerwise")[0])
 
 
 def test_fixed_pt_dense_layer_keeps_loihi_weights_exact():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from backends.registry import BackendUnavailableError, lower
+from backends.registry import lower
 from evals.run import main
 from evals.synthetic import synthetic_video
 from neurons.stbif import initial_state, stbif_settle, stbif_step
@@ -91,12 +91,6 @@ def test_layerwise_locc_does_not_drift_over_10000_frames():
         assert torch.equal(res.levels["n2"].double(), expected), res.index
 
 
-def test_lava_refuses_the_layerwise_schedule():
-    graph = ir.SpikingGraph((4,), [ir.Neuron("n", ir.INPUT, np.array(1.0), 7)], "n")
-    with pytest.raises(BackendUnavailableError, match="timestep schedule only"):
-        lower(graph, "lava", schedule="layerwise")
-
-
 def test_cli_compares_every_schedule_and_encoding(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["--backend", "spikingjelly", "--task", "stream", "--compare", "--schedule", "all",
@@ -112,9 +106,12 @@ def test_cli_compares_every_schedule_and_encoding(tmp_path, capsys):
     assert main(["--backend", "spikingjelly", "--task", "stream", "--spikes", "graded",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "--spikes graded needs --schedule layerwise" in capsys.readouterr().err
-    assert main(["--backend", "lava", "--task", "stream", "--schedule", "layerwise",
-                 "--out", str(tmp_path / "bad")]) == 2
-    assert "timestep schedule only" in capsys.readouterr().err
+    lava = tmp_path / "lava"
+    assert main(["--backend", "lava", "--task", "stream", "--schedule", "layerwise", "--frames", "3",
+                 "--out", str(lava)]) == 0
+    lava_locc = json.loads((lava / "report.json").read_text())["summary"]
+    assert lava_locc["timesteps_mean"] == 1 and lava_locc["level_mismatch_max"] == 0
+    assert lava_locc["spikes_per_frame"] == lava_locc["min_spikes_per_frame"] > 0
 
 
 def test_float32_exactness_is_checked_against_2_to_the_24():

@@ -16,10 +16,8 @@ from vistream_neuro import ir
 
 
 def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, fixed_point: bool = False,
-          schedule: str = "timestep"):
-    if schedule != "timestep":
-        raise BackendUnavailableError(f"--backend lava runs the timestep schedule only (every Lava process "
-                                      f"steps together); --schedule {schedule} runs on spikingjelly")
+          schedule: str = "timestep", multistep: bool = True):
+    """Lava steps every process together: ``multistep`` does not apply."""
     try:
         import_lava()
     except LavaUnavailableError as exc:
@@ -29,4 +27,4 @@ def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, f
                                       "is for the spikingjelly backend")
     from backends.lava.simulator import LavaSimulator
 
-    return LavaSimulator(graph, fixed=fixed_point)
+    return LavaSimulator(graph, fixed=fixed_point, schedule=schedule)

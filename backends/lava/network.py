@@ -12,7 +12,8 @@ Mapping (Lava's layout ``(X, Y, C)`` for maps):
 - residual add: every branch connects into the consumer's one input port (Lava sums them),
   the shorter branches behind a :class:`Delay` so all arrive in the same step;
 - max pooling: :class:`MaxPoolChange`; flatten: a reshaping virtual port;
-- ST-BIF neurons: :class:`neurons.lava_stbif.STBIF`;
+- ST-BIF neurons: :class:`neurons.lava_stbif.STBIF`, settling within the step for the ``layerwise``
+  schedule (every path into a node is equally long, so a layer gets all of a frame's input at once);
 - sigma-delta neurons: Lava's own ``SigmaDelta`` (``lava.proc.sdn``), ReLU or identity; in
   ``fixed_pt`` with netx's exponents (``spike_exp = state_exp = 6``: threshold and bias are netx's
   ``vThMant`` and bias integers, messages ``delta >> 6``), so a graph made by
@@ -99,8 +100,8 @@ def mantissa_exponent(name: str, weight: np.ndarray) -> tuple[np.ndarray, int]:
 class LavaNetwork:
     """The Lava processes of one graph, their step latencies and the recorder's probes."""
 
-    def __init__(self, graph: ir.SpikingGraph, fixed: bool, chunk: int) -> None:
-        self.graph, self.fixed = graph, fixed
+    def __init__(self, graph: ir.SpikingGraph, fixed: bool, chunk: int, settle: bool = False) -> None:
+        self.graph, self.fixed, self.settle = graph, fixed, settle
         self.tag = "fixed_pt" if fixed else "floating_pt"
         self.latency = synaptic_depths(graph)
         self._sources: dict[str, list[_Source]] = {}
@@ -229,7 +230,8 @@ class LavaNetwork:
                                         "graph with vistream_neuro.fixed_point.to_fixed_point")
             scale, payload, bias = (np.asarray(v).astype(np.int64) for v in (scale, payload, bias))
         neuron = STBIF(shape=shape, scale=scale, payload=payload, bias=bias, pos_max=node.pos_max,
-                       neg_min=node.neg_min, bias_delay=self.latency[node.input], name=node.name)
+                       neg_min=node.neg_min, bias_delay=self.latency[node.input], settle=self.settle,
+                       name=node.name)
         self._connect(node.input, neuron.a_in)
         self.neurons[node.name] = neuron
         self.resettable.append(neuron)

@@ -26,16 +26,26 @@ import numpy as np
 import torch
 
 from backends.lava.network import LavaNetwork
+from backends.torch_graph import payload_for
 from vistream_neuro import ir
+from vistream_neuro.accounting import SCHEDULES
 
 MESSAGE_LIMIT = 2**23  # Loihi's messages and states are 24-bit signed
 
 
 class LavaSimulator:
-    def __init__(self, graph: ir.SpikingGraph, fixed: bool = False, chunk: int = 16) -> None:
+    """``schedule``: ``timestep`` or ``layerwise`` (neurons settle within their step; a frame is one
+    step of the delay-free schedule, as on the spikingjelly backend)."""
+
+    def __init__(self, graph: ir.SpikingGraph, fixed: bool = False, chunk: int = 16,
+                 schedule: str = "timestep") -> None:
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
         self.graph, self.fixed, self.chunk = graph, fixed, chunk
-        self.net = LavaNetwork(graph, fixed, chunk)
-        self._payloads = {n.name: n.output_scale for n in graph.neurons}
+        self.settles = schedule == "layerwise"
+        self.net = LavaNetwork(graph, fixed, chunk, settle=self.settles)
+        self._payloads = {n.name: payload_for(n, graph.shapes[n.name], "cpu", torch.float64)
+                          for n in graph.neurons}
         self._history: dict[int, list[np.ndarray]] = {}
         self.reset()
 
@@ -100,10 +110,11 @@ class LavaSimulator:
         self._out = out.clone() if self._out is None else self._out + out
         spiked = False
         for name, level in self._levels.items():
-            spikes = torch.sign(values[name])
+            spikes = torch.round(values[name] / self._payloads[name])  # ternary, or a settled change
             level += spikes
             spiked = spiked or bool(spikes.any())
-        self._quiet = not (spiked or any(values[n.name].any() for n in self.graph.sigma_deltas))
+        settled = self.settles and not self.graph.sigma_deltas  # every layer fired until quiet
+        self._quiet = settled or not (spiked or any(values[n.name].any() for n in self.graph.sigma_deltas))
         self._values = values
 
     def is_quiet(self) -> bool:
