@@ -94,6 +94,81 @@ class SpikingJellySimulator:
         """Nothing lives outside this process."""
 
 
+class MultiStepSimulator(SpikingJellySimulator):
+    """The ``timestep`` schedule, executed a chunk of ``chunk`` steps at a time, layer by layer.
+
+    A feed-forward layer at step ``t`` depends only on the layers below at steps <= ``t``, so each
+    layer takes all steps of a chunk at once (one convolution over ``chunk x batch`` rows, then its
+    neurons step through them), and the host looks once per chunk for the first step in which no
+    neuron sent anything, where the frame ends as in :meth:`step`-by-step execution.  A layer whose
+    input is zero over a chunk while its neurons are quiet does nothing, and zeros pass through the
+    stateless operators uncomputed.  Outputs, states and counted operations equal stepping one
+    step at a time: nothing changes after a step in which every neuron is quiet.
+    """
+
+    def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype, chunk: int = 8) -> None:
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        super().__init__(graph, device, dtype, "timestep")
+        self.chunk = chunk
+
+    def _quiet_input(self, node: ir.Node, current: torch.Tensor) -> bool:
+        neuron = self.neurons[node.name]
+        idle = neuron.spike is None or not neuron.spike.any()
+        return idle and (self.net.is_zero(current) or not current.any())
+
+    def _fire_chunk(self, node: ir.Neuron | ir.SigmaDelta, current: torch.Tensor) -> torch.Tensor:
+        """The neurons through the chunk's steps; which steps they sent anything in goes to
+        ``self._sent`` (a quiet layer's output is the shared zeros)."""
+        if self._quiet_input(node, current):
+            return self.net.zeros(tuple(current.shape))
+        neuron = self.neurons[node.name]
+        out = torch.cat([neuron(x) for x in current.chunk(self._k)])
+        sent = out.unflatten(0, (self._k, -1)).flatten(1).any(1)
+        if not sent.any():
+            return self.net.zeros(tuple(out.shape))
+        self._sent.append(sent)
+        return out
+
+    def _max_pool_chunk(self, node: ir.MaxPool, current: torch.Tensor) -> torch.Tensor:
+        if self.net.is_zero(current):  # the pooled sum does not change
+            return self.net.zeros((current.shape[0], *self.net.graph.shapes[node.name]))
+        return torch.cat([self._max_pool(node, x) for x in current.chunk(self._k)])
+
+    @torch.no_grad()
+    def run_frame(self, current: torch.Tensor, t_max: int, counter=None) -> tuple[int, bool]:
+        """Run one frame (``current`` at its first step) until quiet or ``t_max`` steps; count its
+        operations with ``counter``.  Returns the steps taken and whether the frame went quiet."""
+        current = current.to(self.net.device, self.net.dtype)
+        n, steps = current.shape[0], 0
+        handlers = {ir.Neuron: self._fire_chunk, ir.SigmaDelta: self._fire_chunk,
+                    ir.MaxPool: self._max_pool_chunk}
+        while steps < t_max:
+            self._k = k = min(self.chunk, t_max - steps)
+            if steps == 0:
+                x = torch.cat([current, current.new_zeros((k - 1) * n, *current.shape[1:])])
+            else:
+                x = self.net.zeros((k * n, *current.shape[1:]))
+            self._sent: list[torch.Tensor] = []
+            values = self.net.run(x, handlers, with_bias=self._bias_pending, steps=k)
+            self._bias_pending = False
+            quiet_steps = ((~torch.stack(self._sent).any(0)).nonzero() if self._sent
+                           else torch.zeros(1, 1, dtype=torch.long))
+            used = int(quiet_steps[0]) + 1 if len(quiet_steps) else k
+            for out in values[self.net.graph.output].unflatten(0, (k, n))[:used]:  # in step order
+                self._out = out.clone() if self._out is None else self._out + out
+            self._values = values
+            if counter is not None:
+                counter.count_step(values, steps=used)  # the steps after a quiet one are all zero
+            steps += used
+            if len(quiet_steps):
+                return steps, True
+        return steps, False
+
+
 def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, fixed_point: bool = False,
-          schedule: str = "timestep"):
+          schedule: str = "timestep", multistep: bool = True):
+    """``multistep``: run the ``timestep`` schedule a chunk of steps at a time (same results, faster)."""
+    if multistep and schedule == "timestep":
+        return MultiStepSimulator(graph, device, dtype)
     return SpikingJellySimulator(graph, device, dtype, schedule)

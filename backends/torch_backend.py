@@ -74,5 +74,5 @@ class DenseQANN:
 
 
 def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype,
-          fixed_point: bool = False, schedule: str = "timestep") -> DenseQANN:
+          fixed_point: bool = False, schedule: str = "timestep", multistep: bool = True) -> DenseQANN:
     return DenseQANN(graph, device, dtype)

@@ -60,24 +60,47 @@ class TorchGraph:
             for n in graph.nodes
             if isinstance(n, ir.SYNAPTIC)
         }
+        self._zeros: dict[tuple[int, ...], torch.Tensor] = {}
 
-    def run(self, x: torch.Tensor, handlers: Handlers, with_bias: bool) -> dict[str, torch.Tensor]:
-        """Values of all nodes for input ``x``; ``handlers[type(node)]`` evaluates stateful nodes."""
+    def zeros(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """The shared all-zero tensor of ``shape`` (read only): the value of a node known to be
+        quiet, which :meth:`run` passes through stateless operators without computing them."""
+        if shape not in self._zeros:
+            self._zeros[shape] = torch.zeros(shape, device=self.device, dtype=self.dtype)
+        return self._zeros[shape]
+
+    def is_zero(self, value: torch.Tensor) -> bool:
+        return self._zeros.get(tuple(value.shape)) is value
+
+    def run(self, x: torch.Tensor, handlers: Handlers, with_bias: bool, steps: int = 1) -> dict[str, torch.Tensor]:
+        """Values of all nodes for input ``x``; ``handlers[type(node)]`` evaluates stateful nodes.
+
+        ``x`` may stack ``steps`` time steps of a batch (step-major rows, as multi-step execution
+        needs): biases then enter the first step's rows only.
+        """
         values: dict[str, torch.Tensor] = {ir.INPUT: x}
         for node in self.graph.nodes:
             args = [values[i] for i in node.inputs]
             handler = handlers.get(type(node))
-            values[node.name] = handler(node, args[0]) if handler else self._op(node, args, with_bias)
+            biased = with_bias and getattr(node, "bias", None) is not None
+            if handler:
+                values[node.name] = handler(node, args[0])
+            elif not biased and all(self.is_zero(a) for a in args):
+                values[node.name] = self.zeros((x.shape[0], *self.graph.shapes[node.name]))
+            else:
+                values[node.name] = self._op(node, args, with_bias, steps)
         return values
 
-    def _op(self, node, args, with_bias) -> torch.Tensor:
-        if isinstance(node, ir.Conv):
+    def _op(self, node, args, with_bias, steps=1) -> torch.Tensor:
+        if isinstance(node, ir.SYNAPTIC):
             weight, bias = self.weights[node.name]
-            return F.conv2d(args[0], weight, bias if with_bias else None,
-                            node.stride, node.padding, 1, node.groups)
-        if isinstance(node, ir.Linear):
-            weight, bias = self.weights[node.name]
-            return F.linear(args[0], weight, bias if with_bias else None)
+            fused = bias if with_bias and steps == 1 else None
+            out = (F.conv2d(args[0], weight, fused, node.stride, node.padding, 1, node.groups)
+                   if isinstance(node, ir.Conv) else F.linear(args[0], weight, fused))
+            if with_bias and steps > 1 and bias is not None:
+                first = out[: out.shape[0] // steps]
+                first += bias.reshape(-1, *([1] * (out.ndim - 2)))
+            return out
         if isinstance(node, ir.Add):
             return torch.stack(args).sum(0)
         if isinstance(node, ir.AvgPool):

@@ -155,14 +155,16 @@ class OpCounter:
         self._steps = 0
         self._counts: list[torch.Tensor] = []  # per step: one row of per-layer counts
 
-    def count_step(self, values: dict[str, torch.Tensor]) -> None:
+    def count_step(self, values: dict[str, torch.Tensor], steps: int = 1) -> None:
         """Add one step, given each node's value in it (``values[ir.INPUT]`` is the input current).
+
+        Multi-step simulators pass ``steps`` steps at once, stacked along the batch dimension.
 
         Counts stay on the device as 0-dim tensors, stacked once per step; nothing syncs here.
         Per node, the events of each pixel (its nonzero channels, or its quanta) are counted once
         and serve both the node's own spike count and the SOPs of every layer it feeds.
         """
-        self._steps += 1
+        self._steps += steps
         pixels: dict[str, torch.Tensor] = {}
 
         def nonzero_per_pixel(name: str) -> torch.Tensor:

@@ -34,3 +34,13 @@ class Simulator(Protocol):
 
     def close(self) -> None:
         """Release what the simulator holds outside this process (Lava's runtime)."""
+
+
+class FrameRunner(Simulator, Protocol):
+    """A simulator that runs a whole frame per call (multi-step execution); the streaming driver
+    uses :meth:`run_frame` instead of stepping when a simulator has it."""
+
+    def run_frame(self, current: torch.Tensor, t_max: int, counter) -> tuple[int, bool]:
+        """Inject ``current``, run until quiet or ``t_max`` steps, count every step with
+        ``counter`` (an :class:`~vistream_neuro.accounting.OpCounter` or None); return the steps
+        taken and whether the network went quiet."""

@@ -28,6 +28,19 @@ class FrameResult:
     ops: FrameOps | None = None  # when run with a counter
 
 
+def _step_frame(sim: Simulator, current: torch.Tensor, t_max: int,
+                counter: OpCounter | None) -> tuple[int, bool]:
+    """One frame, one step at a time, until quiet or ``t_max`` steps."""
+    steps, quiet = 0, False
+    while steps < t_max and not quiet:
+        sim.step(current if steps == 0 else None)
+        steps += 1
+        if counter is not None:
+            counter.count_step(sim.step_values())
+        quiet = sim.is_quiet()
+    return steps, quiet
+
+
 def run_stream(
     sim: Simulator,
     frames: Iterable[torch.Tensor],
@@ -56,13 +69,11 @@ def run_stream(
         else:
             current = frame if previous is None else frame - previous
             previous = frame
-        steps, quiet = 0, False
-        while steps < t_max and not quiet:
-            sim.step(current if steps == 0 else None)
-            steps += 1
-            if counter is not None:
-                counter.count_step(sim.step_values())
-            quiet = sim.is_quiet()
+        run_frame = getattr(sim, "run_frame", None)  # simulators that run many steps per call
+        if run_frame is not None:
+            steps, quiet = run_frame(current, t_max, counter)
+        else:
+            steps, quiet = _step_frame(sim, current, t_max, counter)
         levels = {k: v.clone() for k, v in sim.levels().items()}
         ops = counter.take_frame(levels) if counter is not None else None
         yield FrameResult(index, sim.output().clone(), steps, quiet, levels, ops)
