@@ -161,7 +161,8 @@ def _print(report: dict) -> None:
               f"ANN {r['ann_ms_per_frame']:7.2f} ms  QANN {r['qann_ms_per_frame']:7.2f} ms  {snn}")
     if "memory" in report:
         m = report["memory"]
-        print(f"  memory over {m['frames']} frames: RSS {m['rss_mib_first_tenth']:.0f} -> {m['rss_mib_end']:.0f} MiB")
+        print(f"  memory over {m['frames']} frames: RSS {m['rss_mib_first_tenth']:.0f} -> "
+              f"{m['rss_mib_end']:.0f} MiB")
 
 
 def _csv(kind):

@@ -15,7 +15,7 @@ from evals.hw_report import hw_map_section, print_hw_map, write_hw_map
 from evals.plots import write_plots
 from evals.stream import SCHEDULE_RUNS, SIGMA_DELTA, FrameRecord, StreamConfig, StreamResult
 from evals.tasks import Task
-from vistream_neuro import ir
+from vistream_neuro import calibration, ir
 from vistream_neuro.energy import MODELS as ENERGY_MODELS
 
 
@@ -80,6 +80,7 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
     summary["qann_cosine_to_ann"] = result.qann_cosine_to_ann
     if result.fixed_cosine_to_qann is not None:
         summary["fixed_cosine_to_float_qann"] = result.fixed_cosine_to_qann
+        summary["fixed_dtype"] = result.fixed_dtype
     summary["energy_models"] = {name: m.source for name, m in ENERGY_MODELS.items()}
     if config.compare:
         summary["compare"] = {
@@ -100,6 +101,9 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
         "act_bits": config.act_bits, "source": str(config.source), "start": config.start,
         "calibration": config.calibration, "frames": frames, "summary": summary,
     }
+    if config.weights is not None and calibration.is_calibration_file(config.weights):
+        report["calibration_file"] = {"path": str(config.weights),
+                                      **calibration.calibration_meta(config.weights)}
     if config.hw_map is not None:
         report["hw_map"] = hw_map_section(result, config.hw_map)
     if result.sequences:

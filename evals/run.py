@@ -28,7 +28,7 @@ from evals.sot import sot_task
 from evals.stream import PRECISIONS, SCHEDULE_CHOICES, StreamConfig, StreamResult, stream_compare
 from evals.tasks import Task, run_task
 from evals.vos import vos_task
-from vistream_neuro import models
+from vistream_neuro import calibration, models
 from vistream_neuro.accounting import ENCODINGS
 from vistream_neuro.convert import ConversionError
 from vistream_neuro.hardware import PRESETS as HW_PRESETS
@@ -97,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "sot (single object), vos (segmentation propagation), posetrack (people and "
                         "keypoints), all (the five tracking tasks, one table) or stream (backbone only)")
     p.add_argument("--model", default="tiny", help=f"one of: {', '.join(models.MODELS)} (default tiny)")
-    p.add_argument("--weights", type=Path, help="checkpoint (state dict) for --model")
+    p.add_argument("--weights", type=Path,
+                   help="checkpoint (state dict) for --model, or a calibration file written by "
+                        "python -m evals.calibrate (float network and calibrated QANN, used as saved)")
     p.add_argument("--data", default="synthetic",
                    help="synthetic (built-in moving objects, default) or a video file / frame folder")
     p.add_argument("--video", type=Path, help="video file or folder of frames (overrides --data)")
@@ -107,8 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=parse_size, help="network input HxW (default per model)")
     p.add_argument("--crop", type=_crop, help="X,Y,W,H crop of each video frame before resizing")
     p.add_argument("--act-bits", type=_positive, default=4, help="activation bits (default 4)")
-    p.add_argument("--calibration", choices=("percentile", "mse"), default="percentile",
-                   help="activation scale calibration on the first frames (default percentile)")
+    p.add_argument("--calibration", choices=calibration.METHODS,
+                   help="activation scale calibration on the first frames: percentile (default) or mse "
+                        "(one scale per layer), perchannel (one per channel, plus bias correction) or "
+                        "distill (perchannel, then a short fine-tuning of scales and weights against the "
+                        "float network); with a calibration file as --weights: the file's method")
     p.add_argument("--mode", choices=MODES, default="locc", help="locc (default) or reset")
     p.add_argument("--compare", action=argparse.BooleanOptionalAction,
                    help="run dense ANN, QANN, reset and locc on the same frames in one process "
@@ -164,12 +169,18 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         raise UsageError("--spikes graded needs --schedule layerwise (a timestep message holds one quantum)")
     if args.frame_stride != 1 and not stream:
         raise UsageError("--frame-stride applies to --task stream")
+    method = args.calibration or "percentile"
+    if args.weights is not None and calibration.is_calibration_file(args.weights):
+        method = calibration.calibration_meta(args.weights)["method"]
+        if args.calibration not in (None, method):
+            raise UsageError(f"--calibration {args.calibration}: --weights {args.weights} holds a "
+                             f"{method} calibration, which is used as saved")
     return StreamConfig(
         backend=args.backend, task=args.task, model=args.model, weights=args.weights,
         source=source if source == "synthetic" else Path(source), start=args.start,
         frames=args.frames or (10 if stream else None),
         input_size=args.input_size or (models.DEFAULT_INPUT_SIZE[args.model] if stream else None),
-        crop=args.crop, act_bits=args.act_bits, calibration=args.calibration, mode=args.mode,
+        crop=args.crop, act_bits=args.act_bits, calibration=method, mode=args.mode,
         compare=not stream if args.compare is None else args.compare, det_noise=args.det_noise,
         detections=args.detections,
         t_max=args.t_max, device=args.device, precision=args.precision, seed=args.seed,

@@ -21,14 +21,14 @@ from backends.registry import lower
 from evals.synthetic import synthetic_video
 from vistream_neuro import ir
 from vistream_neuro.accounting import SCHEDULES, FrameOps, OpCounter, dense_macs
-from vistream_neuro.fixed_point import check_float32_exact, to_fixed_point
+from vistream_neuro.fixed_point import exact_dtype, to_fixed_point
 from vistream_neuro.pipeline import Converted, convert_model, normalise, pixel_unit
 from vistream_neuro.sigma_delta import to_sigma_delta
 from vistream_neuro.streaming import FrameResult, run_stream
 from vistream_neuro.video import VideoError, read_video
 
 # fixed: the integer graph (vistream_neuro.fixed_point) in float32, exact while its sums stay below
-# 2^24 (checked per sequence), as in Lava fixed_pt
+# 2^24 (checked per sequence; float64 where they may not), as in Lava fixed_pt
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32, "fixed": torch.float32}
 SIGMA_DELTA = "sigma_delta"
 SCHEDULE_CHOICES = (*SCHEDULES, "all")  # all: LoCC in every schedule and encoding, side by side
@@ -97,6 +97,7 @@ class StreamResult:
     runs: dict[str, list[FrameRecord]] = field(default_factory=dict)  # per mode
     qann_cosine_to_ann: float = float("nan")
     fixed_cosine_to_qann: float | None = None  # --precision fixed: integer vs float QANN outputs
+    fixed_dtype: str | None = None  # --precision fixed: float32, or float64 where sums may reach 2^24
     sigma_delta_cosine_to_ann: float | None = None  # the sigma-delta baseline's outputs vs the ANN's
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # task metrics per network
     sequences: list[dict] = field(default_factory=list)  # per sequence: name, frames, metrics
@@ -193,17 +194,18 @@ class Lockstep:
         """``frames``: normalised network inputs ``(T, C, H, W)``."""
         config, batch = self.config, [f[None] for f in frames]
         inputs = [self._encode(f) for f in batch]
-        if self.fixed:
-            check_float32_exact(self.graph, 2 * max(float(x.abs().max()) for x in inputs))
-        reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=self.dtype),
-                               inputs, "reset")
+        dtype = self.dtype
+        if self.fixed:  # float32 unless a sum could reach 2^24 (then float64: still exact)
+            dtype = exact_dtype(self.graph, 2 * max(float(x.abs().max()) for x in inputs))
+            self.result.fixed_dtype = str(dtype).removeprefix("torch.")
+        reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=dtype), inputs, "reset")
         specs = list(self.specs.values())
         # a float-graph run beside fixed ones (the sigma-delta baseline) takes float64 frames
-        feeds = [(self.dtype, inputs) if spec.integer or not self.fixed else (torch.float64, batch)
+        feeds = [(dtype, inputs) if spec.integer or not self.fixed else (torch.float64, batch)
                  for spec in specs]
-        sims = [lower(spec.graph, config.backend, device=config.device, dtype=dtype,
+        sims = [lower(spec.graph, config.backend, device=config.device, dtype=run_dtype,
                       fixed_point=spec.integer, schedule=spec.schedule)
-                for spec, (dtype, _) in zip(specs, feeds, strict=True)]
+                for spec, (run_dtype, _) in zip(specs, feeds, strict=True)]
         streams = [run_stream(sim, feed, spec.mode, config.t_max,
                               OpCounter(spec.graph, config.device, spec.spikes, spec.schedule))
                    for sim, spec, (_, feed) in zip(sims, specs, feeds, strict=True)]

@@ -24,6 +24,7 @@ from vistream_neuro import ir
 
 MAX_BIAS = 2**23
 FLOAT32_EXACT = 2**24  # every integer of smaller magnitude is exact in float32
+FLOAT64_EXACT = 2**53
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,3 +268,16 @@ def check_float32_exact(graph: ir.SpikingGraph, input_bound: float) -> None:
         if bound >= FLOAT32_EXACT:
             raise ir.GraphError(f"{name}: its integer sums may reach {bound:.3g} >= 2^24, beyond what "
                                 "float32 holds exactly; use --precision float64")
+
+
+def exact_dtype(graph: ir.SpikingGraph, input_bound: float) -> torch.dtype:
+    """float32 where every sum of the integer graph provably stays below 2^24, else float64 (exact
+    below 2^53, checked): the cheapest dtype in which the integer graph runs exactly."""
+    peak = max(magnitude_bounds(graph, input_bound).values())
+    if peak < FLOAT32_EXACT:
+        return torch.float32
+    if peak >= FLOAT64_EXACT:
+        name = max(magnitude_bounds(graph, input_bound).items(), key=lambda kv: kv[1])[0]
+        raise ir.GraphError(f"{name}: its integer sums may reach {peak:.3g} >= 2^53, beyond what float64 "
+                            "holds exactly")
+    return torch.float64

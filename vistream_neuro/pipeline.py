@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vistream_neuro import ir, models
+from vistream_neuro import calibration, ir, models
 from vistream_neuro.convert import to_spiking_graph
-from vistream_neuro.quant import calibrate, make_qann
+from vistream_neuro.quant import make_qann
 
 CALIBRATION_FRAMES = 8
 
@@ -46,13 +46,24 @@ def convert_model(
     weights: str | Path | None = None,
     method: str = "percentile",
     spatial: bool = False,
+    *,
+    distill_config: calibration.DistillConfig | None = None,
 ) -> Converted:
     """Build ``model``, quantise its activations, calibrate on frames, convert to the IR.
 
-    ``calibration_frames`` are normalised network inputs; the first few are used.
+    ``calibration_frames`` are normalised network inputs; the first few are used.  ``method`` is one
+    of :data:`calibration.METHODS`.  ``weights`` is a float state dict, or a calibration file
+    (:func:`calibration.save_calibration`): then the float network and the QANN come from the file
+    as they are (no recalibration; ``method`` is ignored) and only the input shape comes from the
+    frames.
     """
-    ann = models.build(model, seed=seed, weights=weights, spatial=spatial).double()
-    qann = make_qann(ann, act_bits).double()
     frames = calibration_frames[:CALIBRATION_FRAMES].double()
-    calibrate(qann, frames, method=method, seed=seed)
+    if weights is not None and calibration.is_calibration_file(weights):
+        arch = models.build(model, seed=seed, spatial=spatial)
+        ann, qann, _ = calibration.load_calibration(weights, model, act_bits, arch, make_qann)
+    else:
+        ann = models.build(model, seed=seed, weights=weights, spatial=spatial).double()
+        qann = make_qann(ann, act_bits).double()
+        calibration.calibrate_qann(qann, frames, method, teacher=ann, seed=seed,
+                                   distill_config=distill_config)
     return Converted(ann, qann, to_spiking_graph(qann, tuple(frames.shape[1:])))

@@ -28,7 +28,8 @@ class Quantizer(nn.Module):
     """``Q(x) = s * clamp(floor(x / s + 0.5), neg_min, pos_max)`` with its float counterpart.
 
     ``float_fn`` is the activation the quantizer replaces (ReLU, ReLU6 or identity); it is used
-    while observing activations for calibration, so that later layers see float inputs.
+    while observing activations for calibration, so that later layers see float inputs.  ``scale``
+    is a scalar or one value per channel (dim 1 of the input), as the IR's neurons allow.
     """
 
     def __init__(self, pos_max: int, neg_min: int = 0, float_fn: nn.Module | None = None) -> None:
@@ -41,14 +42,27 @@ class Quantizer(nn.Module):
         self.observed: list[torch.Tensor] | None = None
 
     def extra_repr(self) -> str:
-        return f"pos_max={self.pos_max}, neg_min={self.neg_min}"
+        channels = f", channels={self.scale.numel()}" if self.scale.ndim else ""
+        return f"pos_max={self.pos_max}, neg_min={self.neg_min}{channels}"
+
+    def set_scale(self, scale: torch.Tensor | float) -> None:
+        """Replace the scale by a scalar or a ``(C,)`` tensor (the buffer may change shape)."""
+        scale = torch.as_tensor(scale, dtype=self.scale.dtype, device=self.scale.device).detach().clone()
+        if scale.ndim > 1 or not bool(torch.all(torch.isfinite(scale) & (scale > 0))):
+            raise ValueError(f"quantizer scales must be a scalar or (C,), finite and > 0; got {scale}")
+        self.scale = scale
+
+    def broadcast_scale(self, like: torch.Tensor) -> torch.Tensor:
+        """The scale shaped to broadcast over ``like`` (per channel: over dim 1)."""
+        scale = self.scale.to(like)
+        return scale.reshape(-1, *([1] * (like.ndim - 2))) if scale.ndim else scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.observed is not None:
-            self.observed.append(x.detach().flatten().double().cpu())
+            self.observed.append(x.detach().double().cpu())
             return self.float_fn(x)
-        scale = self.scale.to(x)
-        return quantize(x, scale, torch.tensor(self.pos_max).to(x), torch.tensor(self.neg_min).to(x))
+        return quantize(x, self.broadcast_scale(x), torch.tensor(self.pos_max).to(x),
+                        torch.tensor(self.neg_min).to(x))
 
 
 def quantize_activations(model: nn.Module, bits: int) -> nn.Module:
@@ -136,6 +150,23 @@ def _mse_scale(x: np.ndarray, q: Quantizer, float_fn: nn.Module, candidates: int
 
 
 @torch.no_grad()
+def observe(model: nn.Module, frames: torch.Tensor) -> list[torch.Tensor]:
+    """The float inputs of every quantizer of ``model`` (in ``modules()`` order) on ``frames``,
+    float64, each shaped ``(N, C, ...)`` like the input it sees."""
+    quantizers = [m for m in model.modules() if isinstance(m, Quantizer)]
+    if not quantizers:
+        raise ValueError("model has no quantizers to calibrate")
+    for q in quantizers:
+        q.observed = []
+    try:
+        model(frames.to(next(model.parameters()).dtype))
+        return [torch.cat(q.observed) for q in quantizers]
+    finally:
+        for q in quantizers:
+            q.observed = None
+
+
+@torch.no_grad()
 def calibrate(
     model: nn.Module,
     frames: torch.Tensor,
@@ -152,20 +183,12 @@ def calibrate(
     if method not in ("percentile", "mse"):
         raise ValueError(f"unknown calibration method {method!r}: use 'percentile' or 'mse'")
     quantizers = [m for m in model.modules() if isinstance(m, Quantizer)]
-    if not quantizers:
-        raise ValueError("model has no quantizers to calibrate")
-    for q in quantizers:
-        q.observed = []
-    try:
-        model(frames.to(next(model.parameters()).dtype))
-    finally:
-        observed = [(q, torch.cat(q.observed).numpy()) for q in quantizers]
-        for q in quantizers:
-            q.observed = None
+    observed = list(zip(quantizers, observe(model, frames), strict=True))
+    observed = [(q, x.flatten().numpy()) for q, x in observed]
     rng = np.random.default_rng(seed)
     for q, x in observed:
         if x.size > max_samples:
             x = rng.choice(x, max_samples, replace=False)
         s = _percentile_scale(x, q, percentile) if method == "percentile" else _mse_scale(x, q, q.float_fn)
-        q.scale.fill_(s if s > 0 else 1.0)
+        q.set_scale(s if s > 0 else 1.0)
     return model

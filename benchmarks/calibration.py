@@ -1,0 +1,85 @@
+"""QANN quality per calibration method: MobileNetV2 (real weights), 4-bit activations, 128x64.
+
+For each method: cosine of the QANN's final features to the float network's (all frames, and the
+frames after the calibration ones), calibration time, and the LoCC SNN's time steps and SOPs per
+frame; on the synthetic sequence and on bikes.mp4 from frame 100.  Writes
+``benchmarks/results/calibration/calibration.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from backends.registry import lower
+from evals.sample_videos import sample_video
+from evals.synthetic import synthetic_video
+from vistream_neuro import calibration
+from vistream_neuro.accounting import OpCounter
+from vistream_neuro.pipeline import CALIBRATION_FRAMES, convert_model, normalise
+from vistream_neuro.streaming import run_stream
+from vistream_neuro.video import read_video
+
+MODEL, SIZE, BITS = "mobilenetv2", (128, 64), 4
+
+
+def sources(frames: int) -> dict[str, torch.Tensor]:
+    bikes = read_video(sample_video("bikes"), start=100, frames=frames, crop=(256, 8, 128, 256), size=SIZE)
+    return {"synthetic": torch.from_numpy(synthetic_video(frames, *SIZE, seed=0)),
+            "bikes": torch.from_numpy(bikes)}
+
+
+def measure(video: torch.Tensor, method: str, snn_frames: int) -> dict:
+    frames = normalise(video.double(), MODEL)
+    start = time.perf_counter()
+    net = convert_model(MODEL, frames, BITS, seed=0, method=method)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        cos = F.cosine_similarity(net.ann(frames), net.qann(frames))
+    runs = list(run_stream(lower(net.graph, "spikingjelly"), [f[None] for f in frames[:snn_frames]], "locc",
+                           t_max=1000, counter=OpCounter(net.graph)))
+    return {"method": method, "convert_seconds": round(seconds, 1),
+            "cosine_all": float(cos.mean()), "cosine_held_out": float(cos[CALIBRATION_FRAMES:].mean()),
+            "cosine_min": float(cos.min()),
+            "snn_frames": len(runs), "locc_timesteps_mean": statistics.fmean(r.timesteps for r in runs),
+            "locc_timesteps_max": max(r.timesteps for r in runs),
+            "locc_sops_per_frame": statistics.fmean(r.ops.total_sops for r in runs),
+            "locc_sops_per_frame_steady": statistics.fmean(r.ops.total_sops for r in runs[1:]),
+            "converged": all(r.converged for r in runs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=16, help="frames per source (first 8 calibrate)")
+    p.add_argument("--snn-frames", type=int, default=6, help="frames streamed through the LoCC SNN")
+    p.add_argument("--methods", nargs="+", default=list(calibration.METHODS))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/calibration"))
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "calibration.json"
+    results = []
+    for name, video in sources(args.frames).items():
+        for method in args.methods:
+            row = {"source": name, **measure(video, method, args.snn_frames)}
+            print(json.dumps(row), flush=True)
+            results.append(row)
+            path.write_text(json.dumps({  # after every row, so a cut-short run keeps what it measured
+                "model": MODEL, "input_size": list(SIZE), "act_bits": BITS, "frames": args.frames,
+                "calibration_frames": CALIBRATION_FRAMES, "snn_frames": args.snn_frames,
+                "bikes": "bikes.mp4 from frame 100, crop 256,8,128,256",
+                "synthetic": "evals.synthetic.synthetic_video(seed=0)",
+                "distill": vars(calibration.DistillConfig()), "threads": torch.get_num_threads(),
+                "machine": platform.machine(), "results": results}, indent=2))
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
