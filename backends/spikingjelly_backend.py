@@ -106,7 +106,8 @@ class MultiStepSimulator(SpikingJellySimulator):
     step at a time: nothing changes after a step in which every neuron is quiet.
     """
 
-    def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype, chunk: int = 8) -> None:
+    def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype,
+                 chunk: int = 8) -> None:
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
         super().__init__(graph, device, dtype, "timestep")

@@ -72,7 +72,8 @@ class TorchGraph:
     def is_zero(self, value: torch.Tensor) -> bool:
         return self._zeros.get(tuple(value.shape)) is value
 
-    def run(self, x: torch.Tensor, handlers: Handlers, with_bias: bool, steps: int = 1) -> dict[str, torch.Tensor]:
+    def run(self, x: torch.Tensor, handlers: Handlers, with_bias: bool,
+            steps: int = 1) -> dict[str, torch.Tensor]:
         """Values of all nodes for input ``x``; ``handlers[type(node)]`` evaluates stateful nodes.
 
         ``x`` may stack ``steps`` time steps of a batch (step-major rows, as multi-step execution

@@ -67,7 +67,8 @@ def steady_median(times: list[float]) -> float:
 def streams(model: str, size: tuple[int, int], frames: int, batch: int) -> torch.Tensor:
     """``(frames, batch, 3, H, W)`` normalised inputs: ``batch`` synthetic sequences (seeds 0..)."""
     video = np.stack([synthetic_video(frames, *size, seed=seed) for seed in range(batch)], axis=1)
-    return pipeline.normalise(torch.from_numpy(video).double().flatten(0, 1), model).unflatten(0, (frames, batch))
+    flat = pipeline.normalise(torch.from_numpy(video).double().flatten(0, 1), model)
+    return flat.unflatten(0, (frames, batch))
 
 
 def bench_case(model: str, size: tuple[int, int], batch: int, frames: int, device: torch.device,
@@ -98,7 +99,8 @@ def bench_case(model: str, size: tuple[int, int], batch: int, frames: int, devic
                      "over_qann": steady_median(times) / row["qann_ms_per_frame"],
                      "timesteps_mean": statistics.fmean(r.timesteps for r in results[1:] or results),
                      "converged": all(r.converged for r in results),
-                     "level_mismatch": sum(int((r.levels[k] != v).sum()) for r, ref in zip(results, reference, strict=True)
+                     "level_mismatch": sum(int((r.levels[k] != v).sum())
+                                           for r, ref in zip(results, reference, strict=True)
                                            for k, v in ref.items())}
     return row
 
