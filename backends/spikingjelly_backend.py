@@ -112,6 +112,8 @@ class MultiStepSimulator(SpikingJellySimulator):
             raise ValueError(f"chunk must be >= 1, got {chunk}")
         super().__init__(graph, device, dtype, "timestep")
         self.chunk = chunk
+        self._k = chunk  # steps in the chunk being run
+        self._sent: list[torch.Tensor] = []  # per layer that sent anything in it: which steps
 
     def _quiet_input(self, node: ir.Node, current: torch.Tensor) -> bool:
         neuron = self.neurons[node.name]
@@ -150,7 +152,7 @@ class MultiStepSimulator(SpikingJellySimulator):
                 x = torch.cat([current, current.new_zeros((k - 1) * n, *current.shape[1:])])
             else:
                 x = self.net.zeros((k * n, *current.shape[1:]))
-            self._sent: list[torch.Tensor] = []
+            self._sent = []
             values = self.net.run(x, handlers, with_bias=self._bias_pending, steps=k)
             self._bias_pending = False
             quiet_steps = ((~torch.stack(self._sent).any(0)).nonzero() if self._sent

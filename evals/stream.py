@@ -53,7 +53,7 @@ class StreamConfig:
     compare: bool = False
     t_max: int = 512
     device: str = "cpu"
-    precision: str = "fixed"
+    precision: str = "float64"
     seed: int = 0
     force: bool = False  # run on Lava even when the estimated time is impractical
     # tracking: "gt" boxes (ViStream's protocol), "det" (det.txt) or "hog" (OpenCV's people

@@ -137,7 +137,7 @@ def test_cli_saves_a_calibration_and_runs_with_it(tmp_path, capsys):
     assert meta["method"] == "perchannel" and meta["frames"]["indices"] == [0, 1, 2, 3]
     assert meta["input_size"] == [32, 32] and meta["act_bits"] == 4
     run = ["--backend", "torch", "--task", "stream", "--model", "tiny", "--input-size", "32x32",
-           "--frames", "3", "--weights", str(path)]
+           "--frames", "3", "--precision", "fixed", "--weights", str(path)]
     assert run_cli.main([*run, "--calibration", "mse", "--out", str(tmp_path / "r0")]) == 2
     assert "perchannel calibration" in capsys.readouterr().err
     assert run_cli.main([*run, "--out", str(tmp_path / "run")]) == 0

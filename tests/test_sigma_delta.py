@@ -93,10 +93,10 @@ def test_fixed_point_neurons_have_no_sigma_delta_form():
 def test_cli_reports_sigma_delta_and_hw_map(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["--backend", "spikingjelly", "--task", "stream", "--compare", "--sigma-delta", "0.5",
-                 "--hw-map", "loihi2", "--frames", "4", "--out", str(out)]) == 0
+                 "--hw-map", "loihi2", "--precision", "fixed", "--frames", "4", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     sd = report["summary"]["compare"]["sigma_delta"]
-    # the default fixed precision runs the integer graph; the baseline runs the float one beside it
+    # fixed precision runs the integer graph; the baseline runs the float one beside it
     assert report["precision"] == "fixed" and report["summary"]["compare"]["locc"]["level_mismatch_max"] == 0
     assert sd["threshold_factor"] == 0.5 and 0.9 < sd["cosine_to_ann"] <= 1 + 1e-9
     hw = report["hw_map"]
