@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import time
 
 import torch
 
 from backends.registry import lower
+from evals.bench import frame_times, steady_median
 from evals.synthetic import synthetic_video
 from vistream_neuro import pipeline
 from vistream_neuro.accounting import OpCounter
@@ -22,20 +22,6 @@ from vistream_neuro.fixed_point import check_float32_exact, to_fixed_point
 from vistream_neuro.streaming import run_stream
 
 CASES = (("tiny", (64, 64), 30), ("mobilenetv2", (128, 64), 16), ("mobilenetv2", (240, 320), 8))
-
-
-def timed(stream) -> tuple[list, list[float]]:
-    """Each frame's result and its wall time (the device synchronised before each reading)."""
-    results, times = [], []
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for result in stream:
-        torch.cuda.synchronize()
-        now = time.perf_counter()
-        results.append(result)
-        times.append(now - start)
-        start = now
-    return results, times
 
 
 def case(model: str, size: tuple[int, int], frames: int) -> dict:
@@ -46,17 +32,18 @@ def case(model: str, size: tuple[int, int], frames: int) -> dict:
     reference = list(run_stream(lower(fx.graph, "torch"), inputs, "reset"))
     gpu = [x.cuda().float() for x in inputs]
     dense = lower(fx.graph, "torch", device="cuda", dtype=torch.float32)
-    _, qann = timed(dense.forward(x) for x in gpu)
+    cuda = torch.device("cuda")
+    _, qann = frame_times((dense.forward(x) for x in gpu), cuda)
     row = {"model": model, "input": f"{size[0]}x{size[1]}", "frames": frames,
            "device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "qann_ms_per_frame": 1e3 * statistics.median(qann[1:])}
+           "qann_ms_per_frame": steady_median(qann)}
     for schedule in ("timestep", "layerwise"):
         sim = lower(fx.graph, "spikingjelly", device="cuda", dtype=torch.float32, schedule=schedule)
         counter = OpCounter(fx.graph, "cuda", "ternary", schedule)
-        results, times = timed(run_stream(sim, gpu, "locc", t_max=512, counter=counter))
+        results, times = frame_times(run_stream(sim, gpu, "locc", t_max=512, counter=counter), cuda)
         mismatch = sum(int((res.levels[k].cpu().double() != v).sum())
                        for ref, res in zip(reference, results, strict=True) for k, v in ref.levels.items())
-        ms = 1e3 * statistics.median(times[1:])
+        ms = steady_median(times)
         row[schedule] = {"level_mismatch": mismatch, "ms_per_frame": ms,
                          "ratio_to_qann": ms / row["qann_ms_per_frame"],
                          "timesteps_mean": statistics.mean(r.timesteps for r in results),

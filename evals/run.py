@@ -126,9 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t-max", type=_positive, default=512, help="max time steps per frame")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="float64",
-                   help="float64 (default) or float32 on the float graph, or fixed: the integer graph (8-bit "
-                        "weights per layer, as Lava fixed_pt) in float32, exact while its sums stay below 2^24, "
-                        "else float64")
+                   help="float64 (default) or float32 on the float graph, or fixed: the integer graph "
+                        "(8-bit weights per layer, as Lava fixed_pt) in float32, exact while its sums stay "
+                        "below 2^24, else float64")
     p.add_argument("--schedule", choices=SCHEDULE_CHOICES, default="timestep",
                    help="timestep (default: all layers advance one step together, ViStream), layerwise "
                         "(each layer takes all its input, then fires: the minimum spikes), or all (LoCC "

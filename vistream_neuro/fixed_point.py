@@ -273,11 +273,10 @@ def check_float32_exact(graph: ir.SpikingGraph, input_bound: float) -> None:
 def exact_dtype(graph: ir.SpikingGraph, input_bound: float) -> torch.dtype:
     """float32 where every sum of the integer graph provably stays below 2^24, else float64 (exact
     below 2^53, checked): the cheapest dtype in which the integer graph runs exactly."""
-    peak = max(magnitude_bounds(graph, input_bound).values())
+    name, peak = max(magnitude_bounds(graph, input_bound).items(), key=lambda kv: kv[1])
     if peak < FLOAT32_EXACT:
         return torch.float32
     if peak >= FLOAT64_EXACT:
-        name = max(magnitude_bounds(graph, input_bound).items(), key=lambda kv: kv[1])[0]
         raise ir.GraphError(f"{name}: its integer sums may reach {peak:.3g} >= 2^53, beyond what float64 "
                             "holds exactly")
     return torch.float64
