@@ -11,6 +11,8 @@ import torch
 from backends.torch_graph import TorchGraph, max_pool, payload_for, scale_for
 from neurons.stbif import quantize
 from vistream_neuro import ir
+from vistream_neuro.fixed_point import FixedPointGraph, correct_bias, to_fixed_point
+from vistream_neuro.pipeline import Converted, pixel_unit
 
 
 def _activation(node: ir.SigmaDelta, x: torch.Tensor) -> torch.Tensor:
@@ -39,10 +41,10 @@ class DenseQANN:
         self._values: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All node values of the QANN for input ``x``."""
+    def forward(self, x: torch.Tensor, hook=None) -> dict[str, torch.Tensor]:
+        """All node values of the QANN for input ``x`` (``hook``: see :meth:`TorchGraph.run`)."""
         handlers = {ir.Neuron: self._quantize, ir.SigmaDelta: _activation, ir.MaxPool: max_pool}
-        return self.net.run(x.to(self.net.device, self.net.dtype), handlers, with_bias=True)
+        return self.net.run(x.to(self.net.device, self.net.dtype), handlers, with_bias=True, hook=hook)
 
     def _quantize(self, node: ir.Neuron, x: torch.Tensor) -> torch.Tensor:
         return quantize(x, self._scales[node.name], *self._bounds[node.name], self._payloads[node.name])
@@ -76,3 +78,15 @@ class DenseQANN:
 def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype,
           fixed_point: bool = False, schedule: str = "timestep", multistep: bool = True) -> DenseQANN:
     return DenseQANN(graph, device, dtype)
+
+
+def dense_values(graph: ir.SpikingGraph, x: torch.Tensor, hook=None) -> dict[str, torch.Tensor]:
+    """All node values of the QANN of ``graph`` for input ``x``, on the CPU in float64."""
+    return DenseQANN(graph, torch.device("cpu"), torch.float64).forward(x, hook)
+
+
+def integer_network(net: Converted, model: str, **options) -> FixedPointGraph:
+    """The integer graph of a converted model on its 8-bit pixel grid, biases corrected on its
+    calibration frames against the float QANN (``options``: those of ``to_fixed_point``)."""
+    fx = to_fixed_point(net.graph, pixel_unit(model), **options)
+    return correct_bias(fx, net.graph, net.frames, dense_values)

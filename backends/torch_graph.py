@@ -73,11 +73,13 @@ class TorchGraph:
         return self._zeros.get(tuple(value.shape)) is value
 
     def run(self, x: torch.Tensor, handlers: Handlers, with_bias: bool,
-            steps: int = 1) -> dict[str, torch.Tensor]:
+            steps: int = 1, hook: Callable[[ir.Node, torch.Tensor], torch.Tensor] | None = None,
+            ) -> dict[str, torch.Tensor]:
         """Values of all nodes for input ``x``; ``handlers[type(node)]`` evaluates stateful nodes.
 
         ``x`` may stack ``steps`` time steps of a batch (step-major rows, as multi-step execution
-        needs): biases then enter the first step's rows only.
+        needs): biases then enter the first step's rows only.  ``hook(node, value)``, if given, sees
+        each node's value and returns the value later nodes get.
         """
         values: dict[str, torch.Tensor] = {ir.INPUT: x}
         for node in self.graph.nodes:
@@ -90,6 +92,8 @@ class TorchGraph:
                 values[node.name] = self.zeros((x.shape[0], *self.graph.shapes[node.name]))
             else:
                 values[node.name] = self._op(node, args, with_bias, steps)
+            if hook is not None:
+                values[node.name] = hook(node, values[node.name])
         return values
 
     def _op(self, node, args, with_bias, steps=1) -> torch.Tensor:

@@ -14,11 +14,12 @@ import sys
 import torch
 
 from backends.registry import lower
+from backends.torch_backend import integer_network
 from evals.bench import frame_times, steady_median
 from evals.synthetic import synthetic_video
 from vistream_neuro import pipeline
 from vistream_neuro.accounting import OpCounter
-from vistream_neuro.fixed_point import check_float32_exact, to_fixed_point
+from vistream_neuro.fixed_point import check_float32_exact
 from vistream_neuro.streaming import run_stream
 
 CASES = (("tiny", (64, 64), 30), ("mobilenetv2", (128, 64), 16), ("mobilenetv2", (240, 320), 8))
@@ -26,7 +27,7 @@ CASES = (("tiny", (64, 64), 30), ("mobilenetv2", (128, 64), 16), ("mobilenetv2",
 
 def case(model: str, size: tuple[int, int], frames: int) -> dict:
     video = pipeline.normalise(torch.from_numpy(synthetic_video(frames, *size, seed=0)).double(), model)
-    fx = to_fixed_point(pipeline.convert_model(model, video, 4).graph, pipeline.pixel_unit(model))
+    fx = integer_network(pipeline.convert_model(model, video, 4), model)
     inputs = [fx.encode(f[None]) for f in video]
     check_float32_exact(fx.graph, 2 * max(float(x.abs().max()) for x in inputs))
     reference = list(run_stream(lower(fx.graph, "torch"), inputs, "reset"))

@@ -27,9 +27,10 @@ import torch
 from tqdm import tqdm
 
 from backends.registry import lower
+from backends.torch_backend import integer_network
 from evals.synthetic import synthetic_video
 from vistream_neuro import pipeline
-from vistream_neuro.fixed_point import check_float32_exact, to_fixed_point
+from vistream_neuro.fixed_point import check_float32_exact
 from vistream_neuro.streaming import run_stream
 
 MODELS = ("mobilenetv2", "resnet18")
@@ -76,7 +77,7 @@ def bench_case(model: str, size: tuple[int, int], batch: int, frames: int, devic
     """One model, size and batch on one device: ms per frame (of the whole batch) of each network."""
     video = streams(model, size, frames, batch)
     net = pipeline.convert_model(model, video[:, 0], act_bits=4)
-    fx = to_fixed_point(net.graph, pipeline.pixel_unit(model))
+    fx = integer_network(net, model)
     inputs = [fx.encode(f).float().to(device) for f in video]
     check_float32_exact(fx.graph, 2 * max(float(x.abs().max()) for x in inputs))
     row = {"model": model, "input_size": list(size), "batch": batch, "frames": frames,
@@ -111,7 +112,7 @@ def memory_run(model: str, size: tuple[int, int], frames: int, device: torch.dev
     stream on the multi-step path (``distinct`` synthetic frames, repeated): growth shows a leak."""
     video = streams(model, size, distinct, 1)
     net = pipeline.convert_model(model, video[:, 0], act_bits=4)
-    fx = to_fixed_point(net.graph, pipeline.pixel_unit(model))
+    fx = integer_network(net, model)
     inputs = [fx.encode(f).float().to(device) for f in video]
     feed = (inputs[i % distinct if (i // distinct) % 2 == 0 else distinct - 1 - i % distinct]
             for i in range(frames))  # back and forth: no jump at the wrap

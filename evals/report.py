@@ -80,6 +80,7 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
     summary["qann_cosine_to_ann"] = result.qann_cosine_to_ann
     if result.fixed_cosine_to_qann is not None:
         summary["fixed_cosine_to_float_qann"] = result.fixed_cosine_to_qann
+        summary["float_qann_cosine_to_ann"] = result.float_qann_cosine_to_ann
         summary["fixed_dtype"] = result.fixed_dtype
     summary["energy_models"] = {name: m.source for name, m in ENERGY_MODELS.items()}
     if config.compare:

@@ -125,10 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tracking without det.txt: jitter of ground-truth boxes, fraction of size")
     p.add_argument("--t-max", type=_positive, default=512, help="max time steps per frame")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--precision", choices=tuple(PRECISIONS), default="float64",
-                   help="float64 (default) or float32 on the float graph, or fixed: the integer graph "
-                        "(8-bit weights per layer, as Lava fixed_pt) in float32, exact while its sums stay "
-                        "below 2^24, else float64")
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fixed",
+                   help="fixed (default): the integer graph (8-bit weights, per-channel thresholds, as Lava "
+                        "fixed_pt), exact in float32 while its sums stay below 2^24, else float64; or "
+                        "float64 / float32 on the float graph")
     p.add_argument("--schedule", choices=SCHEDULE_CHOICES, default="timestep",
                    help="timestep (default: all layers advance one step together, ViStream), layerwise "
                         "(each layer takes all its input, then fires: the minimum spikes), or all (LoCC "

@@ -32,7 +32,7 @@ def synthetic_video(
     frames: int, height: int = 64, width: int = 64, objects: int = 3, noise: float = 0.01,
     seed: int = 0,
 ) -> np.ndarray:
-    """``(frames, 3, height, width)`` float32 RGB frames in [0, 1]."""
+    """``(frames, 3, height, width)`` float32 RGB frames in [0, 1], on the 8-bit grid of a camera."""
     return bouncing_objects(frames, height, width, objects, noise, seed)[0]
 
 
@@ -75,5 +75,5 @@ def bouncing_objects(
             region[:, mask] = tex[:, mask]
             labels[t, y:y + mask.shape[0], x:x + mask.shape[1]][mask] = k
         frame += noise * rng.standard_normal(frame.shape)
-        video[t] = np.clip(frame, 0.0, 1.0)
+        video[t] = np.round(np.clip(frame, 0.0, 1.0) * 255) / 255
     return video, labels

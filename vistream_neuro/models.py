@@ -16,7 +16,9 @@ from torch import nn
 
 MODELS = ("tiny", "mobilenetv2", "resnet18", "resnet50")
 RESNET_CUTS = ("layer1", "layer2", "layer3", "layer4")
-IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# ImageNet statistics, the means moved (by < 0.5/255) onto the 8-bit pixel grid: a normalised 8-bit
+# frame is then an exact integer multiple of a per-channel unit, which fixed point encodes losslessly
+IMAGENET = (tuple(round(255 * m) / 255 for m in (0.485, 0.456, 0.406)), (0.229, 0.224, 0.225))
 NORMALISATION = {"tiny": None, "mobilenetv2": IMAGENET, "resnet18": IMAGENET, "resnet50": IMAGENET}
 DEFAULT_INPUT_SIZE = {"tiny": (64, 64), "mobilenetv2": (128, 64), "resnet18": (64, 64),
                       "resnet50": (64, 64)}

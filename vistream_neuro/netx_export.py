@@ -46,7 +46,7 @@ import h5py
 import numpy as np
 
 from vistream_neuro import ir
-from vistream_neuro.fixed_point import FixedPointGraph
+from vistream_neuro.fixed_point import FixedPointGraph, input_units
 from vistream_neuro.ir_io import write_h5_atomic
 
 SPIKE_EXP = STATE_EXP = 6  # netx's SDNN exponents (hdf5.Network defaults)
@@ -125,17 +125,19 @@ def _rows(values: np.ndarray, like: np.ndarray) -> np.ndarray:
     return values.reshape(-1, *([1] * (like.ndim - 1)))
 
 
-def to_netx(graph: ir.SpikingGraph, input_unit: float, *, max_threshold: int = 16) -> FixedPointGraph:
+def to_netx(graph: ir.SpikingGraph, input_unit: float | np.ndarray, *,
+            max_threshold: int = 16) -> FixedPointGraph:
     """The integer graph netx runs for the float sigma-delta ``graph`` (see the module docstring).
 
-    ``input_unit``: what one integer step of the encoded input is worth.  Raises
-    :class:`NetxExportError` naming the node for what netx cannot express.
+    ``input_unit``: what one integer step of the encoded input is worth (a scalar or one per input
+    channel).  Raises :class:`NetxExportError` naming the node for what netx cannot express.
     """
-    if not (input_unit > 0 and max_threshold >= 1):
-        raise ValueError(f"need input_unit > 0 and max_threshold >= 1, got {input_unit!r}, {max_threshold!r}")
+    input_unit = input_units(graph, input_unit)
+    if max_threshold < 1:
+        raise ValueError(f"need max_threshold >= 1, got {max_threshold!r}")
     layers = _layers(graph)
     replaced: dict[str, ir.Node] = {}
-    mu = np.full(graph.input_shape[0], float(input_unit) / MESSAGE_SCALE)
+    mu = np.broadcast_to(input_unit, (graph.input_shape[0],)) / MESSAGE_SCALE
     for i, (syn, sd, _) in enumerate(layers):
         n_in = graph.shapes[syn.input][0]
         mu = np.repeat(mu, n_in // mu.size) if mu.size != n_in else mu  # per channel -> per feature
@@ -174,10 +176,10 @@ def to_netx(graph: ir.SpikingGraph, input_unit: float, *, max_threshold: int = 1
         replaced[syn.name] = dataclasses.replace(syn, weight=weight * first, bias=bias)
         mu = s * (MESSAGE_SCALE if sd is not None else 1)
     fixed = ir.SpikingGraph(graph.input_shape, [replaced.get(n.name, n) for n in graph.nodes], graph.output)
-    return FixedPointGraph(fixed, float(input_unit), mu.copy())
+    return FixedPointGraph(fixed, input_unit, mu.copy())
 
 
-def export_netx(graph: ir.SpikingGraph, path: str | Path, input_unit: float, *,
+def export_netx(graph: ir.SpikingGraph, path: str | Path, input_unit: float | np.ndarray, *,
                 threshold_factor: float | None = None, max_threshold: int = 16) -> FixedPointGraph:
     """Write the netx HDF5 file of the float sigma-delta ``graph`` to ``path`` atomically and return
     the integer graph it holds (run it with ``lower(..., "lava", fixed_point=True)``).

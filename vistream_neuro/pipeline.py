@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,6 +21,7 @@ class Converted:
     ann: nn.Module
     qann: nn.Module
     graph: ir.SpikingGraph
+    frames: torch.Tensor  # the calibration frames (normalised), for the integer graph's bias correction
 
 
 def normalise(frames: torch.Tensor, model: str) -> torch.Tensor:
@@ -31,11 +33,11 @@ def normalise(frames: torch.Tensor, model: str) -> torch.Tensor:
     return (frames - mean) / std
 
 
-def pixel_unit(model: str) -> float:
-    """One 8-bit pixel step in the model's (normalised) input units: the integer input grid of
-    fixed-point execution, so integer frames and their differences lose nothing."""
+def pixel_unit(model: str) -> np.ndarray:
+    """One 8-bit pixel step in the model's (normalised) input units, per input channel: the integer
+    input grid of fixed-point execution, so 8-bit frames and their differences lose nothing."""
     norm = models.NORMALISATION[model]
-    return 1.0 / 255.0 if norm is None else 1.0 / (255.0 * max(norm[1]))
+    return np.array(1.0 / 255.0) if norm is None else 1.0 / (255.0 * np.asarray(norm[1]))
 
 
 def convert_model(
@@ -66,4 +68,4 @@ def convert_model(
         qann = make_qann(ann, act_bits).double()
         calibration.calibrate_qann(qann, frames, method, teacher=ann, seed=seed,
                                    distill_config=distill_config)
-    return Converted(ann, qann, to_spiking_graph(qann, tuple(frames.shape[1:])))
+    return Converted(ann, qann, to_spiking_graph(qann, tuple(frames.shape[1:])), frames)
