@@ -1,9 +1,11 @@
 """QANN quality per calibration method: MobileNetV2 (real weights), 4-bit activations, 128x64.
 
 For each method: cosine of the QANN's final features to the float network's (all frames, and the
-frames after the calibration ones), calibration time, and the LoCC SNN's time steps and SOPs per
-frame; on the synthetic sequence and on bikes.mp4 from frame 100.  Writes
-``benchmarks/results/calibration/calibration.json``.
+held-out frames after the calibration ones), calibration time, and the LoCC SNN's time steps and
+SOPs per frame (integer graph, as runs use it); on the synthetic sequence and on bikes.mp4 from
+frame 100.  Writes ``benchmarks/results/calibration/calibration.json``.
+
+    python benchmarks/calibration.py [--calibration-frames 32 --held-out 8]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from backends.registry import lower
+from backends.torch_backend import integer_network
 from evals.sample_videos import sample_video
 from evals.synthetic import synthetic_video
 from vistream_neuro import calibration
@@ -36,18 +39,24 @@ def sources(frames: int) -> dict[str, torch.Tensor]:
             "bikes": torch.from_numpy(bikes)}
 
 
-def measure(video: torch.Tensor, method: str, snn_frames: int) -> dict:
+def measure(video: torch.Tensor, method: str, snn_frames: int, count: int) -> dict:
     frames = normalise(video.double(), MODEL)
     start = time.perf_counter()
-    net = convert_model(MODEL, frames, BITS, seed=0, method=method)
+    net = convert_model(MODEL, frames, BITS, seed=0, method=method, count=count)
     seconds = time.perf_counter() - start
     with torch.no_grad():
-        cos = F.cosine_similarity(net.ann(frames), net.qann(frames))
-    runs = list(run_stream(lower(net.graph, "spikingjelly"), [f[None] for f in frames[:snn_frames]], "locc",
-                           t_max=1000, counter=OpCounter(net.graph)))
+        ann = net.ann(frames)
+        cos = F.cosine_similarity(ann, net.qann(frames))
+    fx = integer_network(net, MODEL)
+    held_out = [fx.encode(f[None]) for f in frames[count:]]
+    dense = run_stream(lower(fx.graph, "torch"), held_out, "reset")
+    integer = torch.cat([fx.decode(r.output) for r in dense])
+    runs = list(run_stream(lower(fx.graph, "spikingjelly"), held_out[:snn_frames], "locc",
+                           t_max=1000, counter=OpCounter(fx.graph)))
     return {"method": method, "convert_seconds": round(seconds, 1),
-            "cosine_all": float(cos.mean()), "cosine_held_out": float(cos[CALIBRATION_FRAMES:].mean()),
+            "cosine_all": float(cos.mean()), "cosine_held_out": float(cos[count:].mean()),
             "cosine_min": float(cos.min()),
+            "integer_cosine_held_out": float(F.cosine_similarity(ann[count:], integer.flatten(1)).mean()),
             "snn_frames": len(runs), "locc_timesteps_mean": statistics.fmean(r.timesteps for r in runs),
             "locc_timesteps_max": max(r.timesteps for r in runs),
             "locc_sops_per_frame": statistics.fmean(r.ops.total_sops for r in runs),
@@ -57,22 +66,25 @@ def measure(video: torch.Tensor, method: str, snn_frames: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--frames", type=int, default=16, help="frames per source (first 8 calibrate)")
-    p.add_argument("--snn-frames", type=int, default=6, help="frames streamed through the LoCC SNN")
+    p.add_argument("--calibration-frames", type=int, default=4 * CALIBRATION_FRAMES,
+                   help="frames that calibrate (evals.calibrate's default)")
+    p.add_argument("--held-out", type=int, default=8, help="frames measured after the calibration ones")
+    p.add_argument("--snn-frames", type=int, default=6, help="held-out frames streamed through the LoCC SNN")
     p.add_argument("--methods", nargs="+", default=list(calibration.METHODS))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/calibration"))
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "calibration.json"
     results = []
-    for name, video in sources(args.frames).items():
+    for name, video in sources(args.calibration_frames + args.held_out).items():
         for method in args.methods:
-            row = {"source": name, **measure(video, method, args.snn_frames)}
+            row = {"source": name, **measure(video, method, args.snn_frames, args.calibration_frames)}
             print(json.dumps(row), flush=True)
             results.append(row)
             path.write_text(json.dumps({  # after every row, so a cut-short run keeps what it measured
-                "model": MODEL, "input_size": list(SIZE), "act_bits": BITS, "frames": args.frames,
-                "calibration_frames": CALIBRATION_FRAMES, "snn_frames": args.snn_frames,
+                "model": MODEL, "input_size": list(SIZE), "act_bits": BITS,
+                "calibration_frames": args.calibration_frames, "held_out_frames": args.held_out,
+                "snn_frames": args.snn_frames,
                 "bikes": "bikes.mp4 from frame 100, crop 256,8,128,256",
                 "synthetic": "evals.synthetic.synthetic_video(seed=0)",
                 "distill": vars(calibration.DistillConfig()), "threads": torch.get_num_threads(),

@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, help="float checkpoint (state dict) for --model")
     p.add_argument("--data", default="synthetic", help="synthetic (default) or a video file / frame folder")
     p.add_argument("--start", type=_non_negative, default=0, help="first frame of the video")
-    p.add_argument("--frames", type=_positive, default=CALIBRATION_FRAMES,
-                   help=f"calibration frames (default {CALIBRATION_FRAMES}, as evals.run uses)")
+    p.add_argument("--frames", type=_positive, default=4 * CALIBRATION_FRAMES,
+                   help=f"calibration frames (default {4 * CALIBRATION_FRAMES}; evals.run calibrates on its "
+                        f"first {CALIBRATION_FRAMES})")
     p.add_argument("--input-size", type=parse_size, help="network input HxW (default per model)")
     p.add_argument("--crop", type=_crop, help="X,Y,W,H crop of each video frame before resizing")
     p.add_argument("--act-bits", type=_positive, default=4)
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         ann = models.build(args.model, seed=args.seed, weights=args.weights, spatial=args.spatial).double()
         qann = make_qann(ann, args.act_bits).double()
         distill = calibration.DistillConfig(steps=args.steps, seed=args.seed)
-        calibration.calibrate_qann(qann, frames, args.calibration, teacher=ann, seed=args.seed,
+        calibration.calibrate_qann(qann, frames, args.calibration, seed=args.seed,
                                    distill_config=distill)
         first = 0 if source == "synthetic" else args.start
         meta = calibration.record(

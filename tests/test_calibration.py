@@ -64,6 +64,18 @@ def test_per_channel_scales_and_distillation_beat_percentile():
     assert distill > percentile + 0.15 and distill > perchannel - 0.005
 
 
+def test_feature_distillation_improves_held_out_frames():
+    """At 128x64 with the default schedule, calibrated on 8 frames and measured on the 8 after
+    them.  Measured: perchannel 0.952, distill 0.959 (on the benchmark's 32 calibration frames,
+    0.923 and 0.953)."""
+    frames = normalise(torch.from_numpy(synthetic_video(16, 128, 64, seed=3)).double(), "mobilenetv2")
+    nets = {m: convert_model("mobilenetv2", frames, 4, method=m) for m in ("perchannel", "distill")}
+    with torch.no_grad():
+        cos = {m: float(F.cosine_similarity(n.ann(frames[8:]), n.qann(frames[8:])).mean())
+               for m, n in nets.items()}
+    assert cos["distill"] > cos["perchannel"] + 0.003, cos
+
+
 def test_bias_correction_removes_the_mean_shift_of_the_output():
     ann = models.build("mobilenetv2").double()
     qann = make_qann(ann, 4).double()
@@ -80,7 +92,7 @@ def test_distillation_is_deterministic_and_keeps_scales_positive():
     runs = []
     for _ in range(2):
         qann = make_qann(ann, 4).double()
-        calibration.calibrate_qann(qann, video()[:4], "distill", teacher=ann,
+        calibration.calibrate_qann(qann, video()[:4], "distill",
                                    distill_config=calibration.DistillConfig(steps=5, seed=1))
         runs.append(qann.state_dict())
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])

@@ -9,8 +9,9 @@ Methods (``METHODS``):
   by the mean error quantisation causes in its output on the calibration frames (Nagel et al.,
   ICCV 2019), layer after layer, so each correction sees the corrected layers before it.
 - ``distill``: ``perchannel``, then a short quantisation-aware fine-tuning of scales (LSQ, learned in
-  log space so they stay > 0) and weights against the float network's output on the calibration
-  frames, with a straight-through estimator for the rounding.
+  log space so they stay > 0) and weights against the float network on the calibration frames:
+  its output and every quantizer's float activation, with a straight-through estimator for the
+  rounding.
 
 Every method leaves a QANN of conv/linear/BatchNorm layers and quantizers with new float
 parameters, so the spiking graph converted from it still equals it exactly.
@@ -41,13 +42,14 @@ MIN_SCALE_RATIO = 1 / 64  # per-channel scales stay above this fraction of the l
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Steps and learning rates of :func:`distill`; the defaults take about a minute for
-    MobileNetV2 at 128x64 on two CPU cores."""
+    """Steps, learning rates and loss weights of :func:`distill`; the defaults take about 1.5
+    minutes for MobileNetV2 at 128x64 on two CPU cores."""
 
-    steps: int = 300
+    steps: int = 400
     batch: int = 8
-    lr_weights: float = 2e-5
-    lr_scales: float = 2e-3
+    lr_weights: float = 2e-4
+    lr_scales: float = 1e-2
+    features: float = 3.0  # weight of the per-quantizer feature loss beside the output's
     seed: int = 0
 
 
@@ -186,17 +188,31 @@ def _relative_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((out - target) ** 2).sum(1).div(target.pow(2).sum(1).clamp(min=1e-12)).mean()
 
 
-def distill(qann: nn.Module, teacher: nn.Module, frames: torch.Tensor,
+def _taps(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+    """The outputs of ``model``'s modules ``names`` at its last forward pass, filled by hooks."""
+    outputs: dict[str, torch.Tensor] = {}
+    for name in names:
+        model.get_submodule(name).register_forward_hook(lambda _m, _i, y, n=name: outputs.__setitem__(n, y))
+    return outputs
+
+
+def distill(qann: nn.Module, reference: nn.Module, frames: torch.Tensor,
             config: DistillConfig | None = None) -> nn.Module:
-    """Fine-tune ``qann``'s scales and weights (in float32, BatchNorm statistics frozen) so its output
-    matches ``teacher``'s on augmented ``frames``; the results are written back into ``qann`` only if
-    they match the teacher better on the (unaugmented) frames than before."""
+    """Fine-tune ``qann``'s scales and weights (in float32, BatchNorm statistics frozen) against the
+    float network ``reference`` (:func:`float_reference` of the uncalibrated QANN: same module
+    names) on augmented ``frames``: the loss is the relative error of the output plus
+    ``config.features`` times the mean relative error at every quantizer, so each layer learns to
+    match its own float activation (a dense signal that a few frames can carry).  The results are
+    written back into ``qann`` only if they match the reference better on the (unaugmented)
+    frames than before."""
     config = config or DistillConfig()
     student = copy.deepcopy(qann).float().eval()
-    teacher = copy.deepcopy(teacher).float().eval().requires_grad_(False)
+    teacher = copy.deepcopy(reference).float().eval().requires_grad_(False)
     learned = {name: _LearnedQuantizer(q) for name, q in quantizers(student).items()}
     for name, lq in learned.items():
         student.set_submodule(name, lq)
+    names = list(learned)
+    student_taps, teacher_taps = _taps(student, names), _taps(teacher, names)
     scales = [lq.log_scale for lq in learned.values()]
     ids = {id(p) for p in scales}
     weights = [p for p in student.parameters() if id(p) not in ids]
@@ -206,22 +222,25 @@ def distill(qann: nn.Module, teacher: nn.Module, frames: torch.Tensor,
     gen = torch.Generator().manual_seed(config.seed)
     data = frames.float()
     with torch.no_grad():
-        reference = teacher(data)
-        before = _relative_error(student(data), reference)
+        target = teacher(data)
+        before = _relative_error(student(data), target)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         for _ in tqdm(range(config.steps), desc="distill", disable=None):
             pick = torch.randint(0, len(data), (config.batch,), generator=gen)
             x = _augment(data[pick], gen)
             with torch.no_grad():
-                target = teacher(x).flatten(1)
-            loss = _relative_error(student(x), target)
+                out_target = teacher(x)
+            loss = _relative_error(student(x), out_target)
+            if config.features:
+                layers = sum(_relative_error(student_taps[n], teacher_taps[n]) for n in names)
+                loss = loss + config.features * layers / len(names)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
     with torch.no_grad():
-        if _relative_error(student(data), reference) >= before:
+        if _relative_error(student(data), target) >= before:
             return qann
         own = dict(qann.named_parameters())
         for name, p in student.named_parameters():
@@ -232,21 +251,21 @@ def distill(qann: nn.Module, teacher: nn.Module, frames: torch.Tensor,
     return qann
 
 
-def calibrate_qann(qann: fx.GraphModule, frames: torch.Tensor, method: str, teacher: nn.Module | None = None,
-                   seed: int = 0, distill_config: DistillConfig | None = None) -> fx.GraphModule:
-    """Calibrate ``qann`` (from :func:`vistream_neuro.quant.make_qann`, float64) in place on normalised
-    ``frames`` with one of :data:`METHODS`; ``distill`` needs the float ``teacher``."""
+def calibrate_qann(qann: fx.GraphModule, frames: torch.Tensor, method: str, seed: int = 0,
+                   distill_config: DistillConfig | None = None) -> fx.GraphModule:
+    """Calibrate ``qann`` (from :func:`vistream_neuro.quant.make_qann`, float64, not yet
+    calibrated: its float weights are the network's) in place on normalised ``frames`` with one of
+    :data:`METHODS`."""
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; valid: {', '.join(METHODS)}")
     frames = frames.to(next(qann.parameters()).dtype)
     if method in ("percentile", "mse"):
         return calibrate(qann, frames, method=method, seed=seed)
+    reference = float_reference(qann) if method == "distill" else None
     calibrate_per_channel(qann, frames, seed=seed)
     correct_bias(qann, frames)
-    if method == "distill":
-        if teacher is None:
-            raise ValueError("distill calibration needs the float teacher network")
-        distill(qann, teacher, frames, distill_config or DistillConfig(seed=seed))
+    if reference is not None:
+        distill(qann, reference, frames, distill_config or DistillConfig(seed=seed))
     return qann
 
 

@@ -50,22 +50,23 @@ def convert_model(
     spatial: bool = False,
     *,
     distill_config: calibration.DistillConfig | None = None,
+    count: int = CALIBRATION_FRAMES,
 ) -> Converted:
     """Build ``model``, quantise its activations, calibrate on frames, convert to the IR.
 
-    ``calibration_frames`` are normalised network inputs; the first few are used.  ``method`` is one
+    ``calibration_frames`` are normalised network inputs; the first ``count`` are used.  ``method`` is one
     of :data:`calibration.METHODS`.  ``weights`` is a float state dict, or a calibration file
     (:func:`calibration.save_calibration`): then the float network and the QANN come from the file
     as they are (no recalibration; ``method`` is ignored) and only the input shape comes from the
     frames.
     """
-    frames = calibration_frames[:CALIBRATION_FRAMES].double()
+    frames = calibration_frames[:count].double()
     if weights is not None and calibration.is_calibration_file(weights):
         arch = models.build(model, seed=seed, spatial=spatial)
         ann, qann, _ = calibration.load_calibration(weights, model, act_bits, arch, make_qann)
     else:
         ann = models.build(model, seed=seed, weights=weights, spatial=spatial).double()
         qann = make_qann(ann, act_bits).double()
-        calibration.calibrate_qann(qann, frames, method, teacher=ann, seed=seed,
+        calibration.calibrate_qann(qann, frames, method, seed=seed,
                                    distill_config=distill_config)
     return Converted(ann, qann, to_spiking_graph(qann, tuple(frames.shape[1:])), frames)
