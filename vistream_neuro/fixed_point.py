@@ -226,13 +226,17 @@ class _Units:
         """The power of two by which to refine the unit of the neuron outputs in group ``root`` so
         that the weights reading them fit the mantissa even at the smallest threshold (else those
         layers would need a weight exponent, losing bits in every row)."""
-        peak = 0.0
+        peak = max((float(w.max()) for _, w in self._read_weights(root, unit, self.thetas[0])), default=0.0)
+        return 2 ** max(0, int(np.ceil(np.log2(peak / self.limit)))) if peak > 0 else 1
+
+    def _read_weights(self, root: str, unit: np.ndarray, theta: float):
+        """``|W * u_x / u_out|`` of each synaptic layer reading group ``root`` and feeding neurons,
+        for inputs worth ``unit`` and outputs at threshold ``theta``: (layer, weights) pairs."""
         for node in self.readers.get(root, []):
             if isinstance(node, ir.SYNAPTIC) and (outs := self.neurons_reading(node.name)):
                 u_x = _fit(unit, self.graph.shapes[node.input], node.name)
-                u_out = _fit(outs[0].scale, self.graph.shapes[node.name], outs[0].name) / self.thetas[0]
-                peak = max(peak, float(np.abs(scaled_weight(node, u_x) / _rows(u_out, node.weight)).max()))
-        return 2 ** max(0, int(np.ceil(np.log2(peak / self.limit)))) if peak > 0 else 1
+                u_out = _fit(outs[0].scale, self.graph.shapes[node.name], outs[0].name) / theta
+                yield node, np.abs(scaled_weight(node, u_x) / _rows(u_out, node.weight))
 
     def theta(self, neuron: ir.Neuron) -> np.ndarray:
         """Per channel, the power-of-two threshold that best balances the precision of what meets
@@ -276,13 +280,8 @@ class _Units:
             elif isinstance(node, ir.Neuron):
                 ratio = node.scale / scale * np.ones(self.graph.shapes[node.name][0])
                 pay = np.minimum(pay, _to_channels(ratio, channels, np.min))
-        for node in self.readers[self.group[neuron.input]]:
-            outs = self.neurons_reading(node.name) if isinstance(node, ir.SYNAPTIC) else []
-            if outs:
-                u_x = _fit(neuron.scale, self.graph.shapes[node.input], neuron.name)
-                u_out = _fit(outs[0].scale, self.graph.shapes[node.name], outs[0].name) / self.thetas[-1]
-                scaled = np.abs(scaled_weight(node, u_x) / _rows(u_out, node.weight))
-                read = np.maximum(read, _to_channels(_input_peaks(node, scaled), channels, np.max))
+        for node, weights in self._read_weights(self.group[neuron.input], neuron.scale, self.thetas[-1]):
+            read = np.maximum(read, _to_channels(_input_peaks(node, weights), channels, np.max))
         state = self.bounds[neuron.input] / np.broadcast_to(neuron.scale, (channels,)) + (
             neuron.pos_max - neuron.neg_min)  # the residual's reach, in steps of the threshold
         with np.errstate(divide="ignore"):

@@ -46,7 +46,7 @@ import h5py
 import numpy as np
 
 from vistream_neuro import ir
-from vistream_neuro.fixed_point import FixedPointGraph, input_units
+from vistream_neuro.fixed_point import FixedPointGraph, input_units, scaled_weight
 from vistream_neuro.ir_io import write_h5_atomic
 
 SPIKE_EXP = STATE_EXP = 6  # netx's SDNN exponents (hdf5.Network defaults)
@@ -112,15 +112,6 @@ def _layers(graph: ir.SpikingGraph) -> list[tuple[ir.Conv | ir.Linear, ir.SigmaD
     return layers
 
 
-def _scaled_weight(node: ir.Conv | ir.Linear, mu: np.ndarray) -> np.ndarray:
-    """``W * mu``: each weight times what one count of the input entry it reads is worth."""
-    w = node.weight
-    if isinstance(node, ir.Linear):
-        return w * mu[None, :]
-    per_out = np.repeat(mu.reshape(node.groups, w.shape[1]), w.shape[0] // node.groups, 0)
-    return w * per_out[:, :, None, None]
-
-
 def _rows(values: np.ndarray, like: np.ndarray) -> np.ndarray:
     return values.reshape(-1, *([1] * (like.ndim - 1)))
 
@@ -141,7 +132,7 @@ def to_netx(graph: ir.SpikingGraph, input_unit: float | np.ndarray, *,
     for i, (syn, sd, _) in enumerate(layers):
         n_in = graph.shapes[syn.input][0]
         mu = np.repeat(mu, n_in // mu.size) if mu.size != n_in else mu  # per channel -> per feature
-        scaled = _scaled_weight(syn, mu)
+        scaled = scaled_weight(syn, mu)
         out = scaled.shape[0]
         peak = np.abs(scaled).reshape(out, -1).max(1)
         free = np.where(peak > 0, peak / WEIGHT_LIMIT, 1.0)  # the finest unit the weights allow
