@@ -12,6 +12,11 @@ from neurons.sj_stbif import STBIFNeuron
 from vistream_neuro import ir
 from vistream_neuro.accounting import SCHEDULES
 
+CPU_CHUNK = 8  # steps per layer call on the CPU, where layers skip the chunks they are quiet in
+# On a GPU a call costs about its launch, so a chunk holds up to 64 steps (most frames settle in
+# one) as long as its rows hold at most this many input pixels (memory: every node keeps its rows).
+CUDA_CHUNK_PIXELS = 64 * 240 * 320
+
 
 class SpikingJellySimulator:
     """``schedule``: ``timestep`` (every layer advances one step together, ViStream) or
@@ -100,19 +105,26 @@ class MultiStepSimulator(SpikingJellySimulator):
     A feed-forward layer at step ``t`` depends only on the layers below at steps <= ``t``, so each
     layer takes all steps of a chunk at once (one convolution over ``chunk x batch`` rows, then its
     neurons step through them), and the host looks once per chunk for the first step in which no
-    neuron sent anything, where the frame ends as in :meth:`step`-by-step execution.  A layer whose
-    input is zero over a chunk while its neurons are quiet does nothing, and zeros pass through the
-    stateless operators uncomputed.  Outputs, states and counted operations equal stepping one
-    step at a time: nothing changes after a step in which every neuron is quiet.
+    neuron sent anything, where the frame ends as in :meth:`step`-by-step execution.  Each layer's
+    neurons take the chunk in one call of SpikingJelly's fused ST-BIF kernel.
+
+    With ``skip_quiet`` a layer whose input is zero over a chunk while its neurons are quiet does
+    nothing, and zeros pass through the stateless operators uncomputed.  Finding that out costs a
+    host synchronisation per layer, which on a GPU costs more than the work it saves, so there
+    the default is off and the chunk long (most frames fit in one; ``chunk=None`` sizes it per
+    frame).  Outputs, states and counted operations equal stepping one step at a time: nothing
+    changes after a step in which every neuron is quiet.
     """
 
     def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype,
-                 chunk: int = 8) -> None:
-        if chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {chunk}")
+                 chunk: int | None = None, skip_quiet: bool | None = None) -> None:
         super().__init__(graph, device, dtype, "timestep")
-        self.chunk = chunk
-        self._k = chunk  # steps in the chunk being run
+        on_gpu = self.net.device.type == "cuda"
+        if chunk is not None and chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        self.chunk = CPU_CHUNK if chunk is None and not on_gpu else chunk  # None: sized per frame
+        self.skip_quiet = not on_gpu if skip_quiet is None else skip_quiet
+        self._k = 1  # steps in the chunk being run
         self._sent: list[torch.Tensor] = []  # per layer that sent anything in it: which steps
 
     def _quiet_input(self, node: ir.Node, current: torch.Tensor) -> bool:
@@ -123,20 +135,24 @@ class MultiStepSimulator(SpikingJellySimulator):
     def _fire_chunk(self, node: ir.Neuron | ir.SigmaDelta, current: torch.Tensor) -> torch.Tensor:
         """The neurons through the chunk's steps; which steps they sent anything in goes to
         ``self._sent`` (a quiet layer's output is the shared zeros)."""
-        if self._quiet_input(node, current):
+        if self.skip_quiet and self._quiet_input(node, current):
             return self.net.zeros(tuple(current.shape))
-        neuron = self.neurons[node.name]
-        out = torch.cat([neuron(x) for x in current.chunk(self._k)])
-        sent = out.unflatten(0, (self._k, -1)).flatten(1).any(1)
-        if not sent.any():
-            return self.net.zeros(tuple(out.shape))
+        out = self.neurons[node.name].multi_step_forward(current.unflatten(0, (self._k, -1)))
+        sent = out.flatten(1).any(1)
+        if self.skip_quiet and not sent.any():
+            return self.net.zeros(tuple(current.shape))
         self._sent.append(sent)
-        return out
+        return out.flatten(0, 1)
 
     def _max_pool_chunk(self, node: ir.MaxPool, current: torch.Tensor) -> torch.Tensor:
         if self.net.is_zero(current):  # the pooled sum does not change
             return self.net.zeros((current.shape[0], *self.net.graph.shapes[node.name]))
         return torch.cat([self._max_pool(node, x) for x in current.chunk(self._k)])
+
+    def _chunk_for(self, current: torch.Tensor) -> int:
+        if self.chunk is not None:
+            return self.chunk
+        return min(64, max(8, CUDA_CHUNK_PIXELS // current[0, 0].numel() // current.shape[0]))
 
     @torch.no_grad()
     def run_frame(self, current: torch.Tensor, t_max: int, counter=None) -> tuple[int, bool]:
@@ -147,7 +163,7 @@ class MultiStepSimulator(SpikingJellySimulator):
         handlers = {ir.Neuron: self._fire_chunk, ir.SigmaDelta: self._fire_chunk,
                     ir.MaxPool: self._max_pool_chunk}
         while steps < t_max:
-            self._k = k = min(self.chunk, t_max - steps)
+            self._k = k = min(self._chunk_for(current), t_max - steps)
             if steps == 0:
                 x = torch.cat([current, current.new_zeros((k - 1) * n, *current.shape[1:])])
             else:
@@ -158,8 +174,8 @@ class MultiStepSimulator(SpikingJellySimulator):
             quiet_steps = ((~torch.stack(self._sent).any(0)).nonzero() if self._sent
                            else torch.zeros(1, 1, dtype=torch.long))
             used = int(quiet_steps[0]) + 1 if len(quiet_steps) else k
-            for out in values[self.net.graph.output].unflatten(0, (k, n))[:used]:  # in step order
-                self._out = out.clone() if self._out is None else self._out + out
+            out = values[self.net.graph.output].unflatten(0, (k, n))[:used].sum(0)
+            self._out = out if self._out is None else self._out + out
             self._values = values
             if counter is not None:
                 counter.count_step(values, steps=used)  # the steps after a quiet one are all zero

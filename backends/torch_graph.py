@@ -41,6 +41,29 @@ def payload_for(neuron: ir.Neuron, shape: ir.Shape, device, dtype) -> torch.Tens
 Handlers = dict[type, Callable[[ir.Node, torch.Tensor], torch.Tensor]]
 
 
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
+           padding: tuple[int, int], groups: int) -> torch.Tensor:
+    """``F.conv2d``, exact on integer values below 2^24 on CUDA too.  cuDNN may choose Winograd or
+    FFT algorithms for full (not depthwise) convolutions with a kernel wider than 1, whose
+    transforms round: ResNet-18's 3x3 convolutions missed levels on an H200.  Those run on CUDA as
+    one matrix product over the unfolded input (cuBLAS, no TF32), where every partial sum is an
+    exact integer; the others stay with cuDNN, which computes them directly."""
+    if x.device.type != "cuda" or groups != 1 or weight.shape[-2:] == (1, 1):
+        return F.conv2d(x, weight, bias, stride, padding, 1, groups)
+    return unfolded_conv2d(x, weight, bias, stride, padding)
+
+
+def unfolded_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                    stride: tuple[int, int], padding: tuple[int, int]) -> torch.Tensor:
+    """A full convolution as unfold and one matrix product."""
+    (h, w), (kh, kw) = x.shape[-2:], weight.shape[-2:]
+    out_h = (h + 2 * padding[0] - kh) // stride[0] + 1
+    out_w = (w + 2 * padding[1] - kw) // stride[1] + 1
+    columns = F.unfold(x, (kh, kw), padding=padding, stride=stride)
+    out = (weight.flatten(1) @ columns).unflatten(-1, (out_h, out_w))
+    return out if bias is None else out + bias.reshape(-1, 1, 1)
+
+
 def max_pool(node: ir.MaxPool, x: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(x, node.kernel, node.stride, node.padding)
 
@@ -100,7 +123,7 @@ class TorchGraph:
         if isinstance(node, ir.SYNAPTIC):
             weight, bias = self.weights[node.name]
             fused = bias if with_bias and steps == 1 else None
-            out = (F.conv2d(args[0], weight, fused, node.stride, node.padding, 1, node.groups)
+            out = (conv2d(args[0], weight, fused, node.stride, node.padding, node.groups)
                    if isinstance(node, ir.Conv) else F.linear(args[0], weight, fused))
             if with_bias and steps > 1 and bias is not None:
                 first = out[: out.shape[0] // steps]

@@ -22,7 +22,8 @@ from vistream_neuro.accounting import OpCounter
 from vistream_neuro.fixed_point import check_float32_exact
 from vistream_neuro.streaming import run_stream
 
-CASES = (("tiny", (64, 64), 30), ("mobilenetv2", (128, 64), 16), ("mobilenetv2", (240, 320), 8))
+CASES = (("tiny", (64, 64), 30), ("mobilenetv2", (128, 64), 16), ("mobilenetv2", (240, 320), 8),
+         ("resnet18", (128, 64), 16), ("resnet18", (240, 320), 8))
 
 
 def case(model: str, size: tuple[int, int], frames: int) -> dict:

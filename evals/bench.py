@@ -72,14 +72,33 @@ def streams(model: str, size: tuple[int, int], frames: int, batch: int) -> torch
     return flat.unflatten(0, (frames, batch))
 
 
-def bench_case(model: str, size: tuple[int, int], batch: int, frames: int, device: torch.device,
-               runs: dict[str, tuple[str, str, bool]] = SNN_RUNS, t_max: int = 1000) -> dict:
-    """One model, size and batch on one device: ms per frame (of the whole batch) of each network."""
+def prepared(model: str, size: tuple[int, int], batch: int, frames: int, device: torch.device):
+    """The converted network, its integer graph, the float video and its encoded frames on
+    ``device``, checked to stay exact in float32."""
     video = streams(model, size, frames, batch)
     net = pipeline.convert_model(model, video[:, 0], act_bits=4)
     fx = integer_network(net, model)
     inputs = [fx.encode(f).float().to(device) for f in video]
     check_float32_exact(fx.graph, 2 * max(float(x.abs().max()) for x in inputs))
+    return net, fx, video, inputs
+
+
+def snn_timing(sim, inputs: list[torch.Tensor], mode: str, reference: list[dict], qann_ms: float,
+               t_max: int = 1000) -> dict:
+    """Median ms per frame of ``sim`` on ``inputs``, its ratio to the QANN's ``qann_ms`` and its
+    level mismatch against the dense QANN's ``reference`` levels (0 = exact)."""
+    results, times = frame_times(run_stream(sim, inputs, mode, t_max), sim.net.device)
+    return {"ms_per_frame": steady_median(times), "over_qann": steady_median(times) / qann_ms,
+            "timesteps_mean": statistics.fmean(r.timesteps for r in results[1:] or results),
+            "converged": all(r.converged for r in results),
+            "level_mismatch": sum(int((r.levels[k] != v).sum())
+                                  for r, ref in zip(results, reference, strict=True) for k, v in ref.items())}
+
+
+def bench_case(model: str, size: tuple[int, int], batch: int, frames: int, device: torch.device,
+               runs: dict[str, tuple[str, str, bool]] = SNN_RUNS, t_max: int = 1000) -> dict:
+    """One model, size and batch on one device: ms per frame (of the whole batch) of each network."""
+    net, fx, video, inputs = prepared(model, size, batch, frames, device)
     row = {"model": model, "input_size": list(size), "batch": batch, "frames": frames,
            "device": device_name(device), "precision": "fixed"}
     ann = net.ann.float().to(device)
@@ -95,14 +114,7 @@ def bench_case(model: str, size: tuple[int, int], batch: int, frames: int, devic
             continue
         sim = lower(fx.graph, "spikingjelly", device=device, dtype=torch.float32, schedule=schedule,
                     multistep=multistep)
-        results, times = frame_times(run_stream(sim, inputs, mode, t_max), device)
-        row[name] = {"ms_per_frame": steady_median(times),
-                     "over_qann": steady_median(times) / row["qann_ms_per_frame"],
-                     "timesteps_mean": statistics.fmean(r.timesteps for r in results[1:] or results),
-                     "converged": all(r.converged for r in results),
-                     "level_mismatch": sum(int((r.levels[k] != v).sum())
-                                           for r, ref in zip(results, reference, strict=True)
-                                           for k, v in ref.items())}
+        row[name] = snn_timing(sim, inputs, mode, reference, row["qann_ms_per_frame"], t_max)
     return row
 
 
@@ -110,10 +122,7 @@ def memory_run(model: str, size: tuple[int, int], frames: int, device: torch.dev
                distinct: int = 50) -> dict:
     """Resident memory (and CUDA memory) after the first tenth and after all of a long ``locc``
     stream on the multi-step path (``distinct`` synthetic frames, repeated): growth shows a leak."""
-    video = streams(model, size, distinct, 1)
-    net = pipeline.convert_model(model, video[:, 0], act_bits=4)
-    fx = integer_network(net, model)
-    inputs = [fx.encode(f).float().to(device) for f in video]
+    _, fx, _, inputs = prepared(model, size, 1, distinct, device)
     feed = (inputs[i % distinct if (i // distinct) % 2 == 0 else distinct - 1 - i % distinct]
             for i in range(frames))  # back and forth: no jump at the wrap
     sim = lower(fx.graph, "spikingjelly", device=device, dtype=torch.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from spikingjelly.activation_based import base
+from spikingjelly.activation_based.functional import stbif_multi_step
 
 from neurons.stbif import initial_state, stbif_settle, stbif_step
 
@@ -81,7 +82,24 @@ class STBIFNeuron(base.MemoryModule):
         return self.spike * payload
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """All steps of ``x_seq`` (``(T, ...)``): fused in one kernel on CUDA; on the CPU step by
+        step, since SpikingJelly's CPU operator also steps in Python, with more operations a step."""
+        if x_seq.is_cuda:
+            return self.fused_multi_step(x_seq)
         return torch.stack([self.single_step_forward(x) for x in x_seq])
+
+    def fused_multi_step(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """All steps of ``x_seq`` in SpikingJelly's fused ST-BIF operator (one launch on CUDA).
+        Its threshold is one scalar, so the input enters in units of our per-channel scale (the
+        division :func:`stbif_step` makes) with threshold 1; each step then makes the operations of
+        :func:`stbif_step`, and the results are identical."""
+        if self.q is None or self.q.shape != x_seq.shape[1:]:
+            self.q, self.acc = initial_state(x_seq[0])
+        scale, pos_max, neg_min, payload = self._params_like(x_seq)
+        one = torch.ones((), dtype=x_seq.dtype, device=x_seq.device)
+        spikes, self.q, self.acc, self.spike = stbif_multi_step(
+            x_seq / scale, self.q, self.acc, one, pos_max.reshape(()), neg_min.reshape(()))
+        return spikes * payload
 
     @property
     def quiet(self) -> torch.Tensor:

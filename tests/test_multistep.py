@@ -23,10 +23,10 @@ def fixed(model: str, frames: int, size=None, device="cpu"):
     return fx.graph, [fx.encode(f).float().to(device) for f in video]
 
 
-def runs(graph, frames, mode, multistep, dtype=torch.float32, device="cpu", t_max=1000, chunk=None):
-    sim = lower(graph, "spikingjelly", dtype=dtype, device=device, multistep=multistep)
-    if chunk is not None:
-        sim.chunk = chunk
+def runs(graph, frames, mode, multistep, dtype=torch.float32, device="cpu", t_max=1000, **options):
+    """``options`` (``chunk``, ``skip_quiet``) go to the multi-step simulator."""
+    sim = (MultiStepSimulator(graph, torch.device(device), dtype, **options) if multistep
+           else lower(graph, "spikingjelly", dtype=dtype, device=device, multistep=False))
     return list(run_stream(sim, frames, mode, t_max, OpCounter(graph, device)))
 
 
@@ -42,18 +42,20 @@ def assert_identical(fast, plain, exact=True):
 
 
 @pytest.mark.parametrize("mode", ["locc", "reset"])
-def test_fast_path_equals_stepping_on_a_cnn_with_residual_and_max_pooling(mode):
+@pytest.mark.parametrize("chunk,skip_quiet", [(8, True), (64, False), (5, False)])  # CPU, GPU defaults
+def test_fast_path_equals_stepping_on_a_cnn_with_residual_and_max_pooling(mode, chunk, skip_quiet):
     graph, frames = fixed("tiny", 12)
-    fast = runs(graph, frames, mode, True)
+    fast = runs(graph, frames, mode, True, chunk=chunk, skip_quiet=skip_quiet)
     assert isinstance(lower(graph, "spikingjelly"), MultiStepSimulator)
     assert_identical(fast, runs(graph, frames, mode, False))
-    assert max(r.timesteps for r in fast) > 8  # frames span several chunks
+    assert max(r.timesteps for r in fast) > 8  # frames span several chunks of 5 or 8
 
 
 def test_fast_path_equals_stepping_on_mobilenetv2_real_weights():
     graph, frames = fixed("mobilenetv2", 4, (64, 32))
     fast = runs(graph, frames, "locc", True)
     assert_identical(fast, runs(graph, frames, "locc", False))
+    assert_identical(runs(graph, frames, "locc", True, chunk=64, skip_quiet=False), fast)
     assert all(r.ops.total_sops > 0 for r in fast)
 
 
@@ -89,5 +91,6 @@ def test_layerwise_and_lava_keep_stepping():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: the CUDA check did not run")
 def test_fast_path_equals_stepping_on_cuda():
     graph, frames = fixed("mobilenetv2", 4, (64, 32), device="cuda")
-    assert_identical(runs(graph, frames, "locc", True, device="cuda"),
-                     runs(graph, frames, "locc", False, device="cuda"))
+    fast = runs(graph, frames, "locc", True, device="cuda")
+    assert_identical(fast, runs(graph, frames, "locc", False, device="cuda"))
+    assert_identical(fast, runs(graph, frames, "locc", True, device="cuda", chunk=8, skip_quiet=True))

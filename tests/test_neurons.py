@@ -44,11 +44,17 @@ def test_module_matches_reference_single_and_multi_step(dtype):
     single = STBIFNeuron(scale, pos_max=7, neg_min=-8)
     out_single = torch.stack([single(c) for c in currents])
     multi = STBIFNeuron(scale, pos_max=7, neg_min=-8, step_mode="m")
-    out_multi = multi(currents)
-    assert out_single.dtype == dtype
+    out_multi = torch.cat([multi(part) for part in currents.split([11, 19])])  # state carries over
+    assert out_single.dtype == out_multi.dtype == dtype
     torch.testing.assert_close(out_single, spikes * scale.to(dtype), rtol=0, atol=0)
     torch.testing.assert_close(out_multi, out_single, rtol=0, atol=0)
     torch.testing.assert_close(single.acc, acc, rtol=0, atol=0)
+    fused = STBIFNeuron(scale, pos_max=7, neg_min=-8)  # SpikingJelly's operator, as on CUDA
+    out_fused = torch.cat([fused.fused_multi_step(part) for part in currents.split([11, 19])])
+    torch.testing.assert_close(out_fused, out_single, rtol=0, atol=0)
+    for state in ("q", "acc", "spike"):
+        torch.testing.assert_close(getattr(multi, state), getattr(single, state), rtol=0, atol=0)
+        torch.testing.assert_close(getattr(fused, state), getattr(single, state), rtol=0, atol=0)
 
 
 def test_accumulated_output_converges_to_quantizer_and_state_survives_until_reset():
