@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma-delta", type=_non_negative_float, nargs="?", const=1.0, metavar="FACTOR",
                    help="also run the sigma-delta baseline (Lava's SigmaDelta neurons, threshold FACTOR x "
                         "the layer's scale; FACTOR defaults to 1)")
+    p.add_argument("--input-deadband", type=_non_negative, default=0, metavar="LEVELS",
+                   help="hold each input value until it changes by more than LEVELS 8-bit steps (a "
+                        "change-detecting sensor): noise sends nothing; QANN and SNN see the held "
+                        "frames, the ANN the real ones (default 0: every change passes)")
     p.add_argument("--hw-map", choices=tuple(HW_PRESETS),
                    help="map the network onto a chip preset and price every run's frames on it "
                         "(report section hw_map, hw_layers.csv, hw_map.png)")
@@ -186,7 +190,7 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         detections=args.detections,
         t_max=args.t_max, device=args.device, precision=args.precision, seed=args.seed,
         force=args.force, frame_stride=args.frame_stride, sigma_delta=args.sigma_delta, hw_map=args.hw_map,
-        schedule=args.schedule, spikes=args.spikes)
+        schedule=args.schedule, spikes=args.spikes, input_deadband=args.input_deadband)
 
 
 def run_tracking(task: Task, config: StreamConfig, out: Path) -> tuple[StreamResult, dict]:

@@ -23,9 +23,9 @@ from evals.synthetic import synthetic_video
 from vistream_neuro import ir
 from vistream_neuro.accounting import SCHEDULES, FrameOps, OpCounter, dense_macs
 from vistream_neuro.fixed_point import exact_dtype
-from vistream_neuro.pipeline import Converted, convert_model, normalise
+from vistream_neuro.pipeline import Converted, convert_model, normalise, pixel_unit
 from vistream_neuro.sigma_delta import to_sigma_delta
-from vistream_neuro.streaming import FrameResult, run_stream
+from vistream_neuro.streaming import FrameResult, hold_small_changes, run_stream
 from vistream_neuro.video import VideoError, read_video
 
 # fixed: the integer graph (vistream_neuro.fixed_point) in float32, exact while its sums stay below
@@ -66,6 +66,7 @@ class StreamConfig:
     schedule: str = "timestep"  # timestep, layerwise, or all (every schedule and encoding)
     spikes: str = "ternary"  # ternary: one event per quantum; graded: one per message
     hw_map: str | None = None  # hardware preset to map the graph onto (vistream_neuro.hardware)
+    input_deadband: int = 0  # 8-bit levels an input value must move by before it is sent again
 
 
 class RunSpec(NamedTuple):
@@ -196,7 +197,11 @@ class Lockstep:
     def run(self, frames: torch.Tensor, desc: str = "frames", sequence: str = "") -> Iterator[LockstepFrame]:
         """``frames``: normalised network inputs ``(T, C, H, W)``."""
         config, batch = self.config, [f[None] for f in frames]
-        inputs = [self._encode(f) for f in batch]
+        held = batch
+        if config.input_deadband:  # half a level above the band: 8-bit steps compare safely
+            band = (config.input_deadband + 0.5) * torch.as_tensor(pixel_unit(config.model)).reshape(-1, 1, 1)
+            held = list(hold_small_changes(batch, band.to(batch[0])))
+        inputs = [self._encode(f) for f in held]
         dtype = self.dtype
         if self.fixed:  # float32 unless a sum could reach 2^24 (then float64: still exact)
             dtype = exact_dtype(self.graph, 2 * max(float(x.abs().max()) for x in inputs))
@@ -204,7 +209,7 @@ class Lockstep:
         reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=dtype), inputs, "reset")
         specs = list(self.specs.values())
         # a float-graph run beside fixed ones (the sigma-delta baseline) takes float64 frames
-        feeds = [(dtype, inputs) if spec.integer or not self.fixed else (torch.float64, batch)
+        feeds = [(dtype, inputs) if spec.integer or not self.fixed else (torch.float64, held)
                  for spec in specs]
         sims = [lower(spec.graph, config.backend, device=config.device, dtype=run_dtype,
                       fixed_point=spec.integer, schedule=spec.schedule)
@@ -213,14 +218,14 @@ class Lockstep:
                               OpCounter(spec.graph, config.device, spec.spikes, spec.schedule))
                    for sim, spec, (_, feed) in zip(sims, specs, feeds, strict=True)]
         try:
-            for frame, ref, *simulated in tqdm(zip(batch, reference, *streams, strict=True),
-                                               total=len(batch), desc=desc, disable=None, leave=False):
+            for frame, seen, ref, *simulated in tqdm(zip(batch, held, reference, *streams, strict=True),
+                                                     total=len(batch), desc=desc, disable=None, leave=False):
                 qann = self._decode(self._readout(ref))
                 with torch.no_grad():
                     ann = self.net.ann(frame)
                     self._cosines.append(F.cosine_similarity(ann.flatten(1), qann.flatten(1)).item())
                     if self.fixed:
-                        float_qann = self.net.qann(frame).flatten(1)
+                        float_qann = self.net.qann(seen).flatten(1)
                         self._fixed_cosines.append(F.cosine_similarity(float_qann, qann.flatten(1)).item())
                         self._float_cosines.append(F.cosine_similarity(float_qann, ann.flatten(1)).item())
                 runs = dict(zip(self.modes, simulated, strict=True))

@@ -77,3 +77,14 @@ def run_stream(
         levels = {k: v.clone() for k, v in sim.levels().items()}
         ops = counter.take_frame(levels) if counter is not None else None
         yield FrameResult(index, sim.output().clone(), steps, quiet, levels, ops)
+
+
+def hold_small_changes(frames: Iterable[torch.Tensor], threshold: torch.Tensor) -> Iterator[torch.Tensor]:
+    """The frames as a change-detecting sensor with a dead band passes them on: each value keeps
+    what was last sent until the input differs from it by more than ``threshold`` (broadcast
+    against a frame, e.g. per channel).  Sensor noise and compression flicker then send nothing,
+    and the network (QANN and SNN alike) sees the held frames; the first frame passes whole."""
+    held = None
+    for frame in frames:
+        held = frame.clone() if held is None else torch.where((frame - held).abs() > threshold, frame, held)
+        yield held
