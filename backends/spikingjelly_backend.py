@@ -27,12 +27,16 @@ class SpikingJellySimulator:
                  schedule: str = "timestep") -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if schedule != "layerwise" and ir.hysteresis_of(graph):
+            raise ValueError(f"neurons with hysteresis run in the layerwise schedule only, not {schedule!r}: "
+                             "stepped, a level's end depends on the order its input arrives in")
         self.schedule = schedule
         self.net = TorchGraph(graph, device, dtype)
         self.neurons = nn.ModuleDict({
             n.name: STBIFNeuron(scale_for(n, graph.shapes[n.name], "cpu", torch.float64),
                                 n.pos_max, n.neg_min, step_mode="s",
-                                payload=payload_for(n, graph.shapes[n.name], "cpu", torch.float64))
+                                payload=payload_for(n, graph.shapes[n.name], "cpu", torch.float64),
+                                hysteresis=n.hysteresis)
             for n in graph.neurons
         } | {
             n.name: SigmaDeltaNeuron(per_channel(n.threshold, graph.shapes[n.name], "cpu", torch.float64),

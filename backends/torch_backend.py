@@ -1,7 +1,8 @@
 """``torch`` backend: the dense QANN evaluated from the spiking graph (the reference).
 
 As a simulator it settles in one step: it integrates its input current and evaluates the QANN
-on the total, so ``reset`` and ``locc`` streaming both give ``QANN(x_t)``.
+on the total, so ``reset`` and ``locc`` streaming both give ``QANN(x_t)``.  Neurons with
+hysteresis remember their levels from frame to frame until a reset (``locc`` then carries them).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from backends.torch_graph import TorchGraph, max_pool, payload_for, scale_for
-from neurons.stbif import quantize
+from neurons.stbif import initial_state, quantize, stbif_settle
 from vistream_neuro import ir
 from vistream_neuro.fixed_point import FixedPointGraph, correct_bias, to_fixed_point
 from vistream_neuro.pipeline import Converted, pixel_unit
@@ -39,6 +40,7 @@ class DenseQANN:
     def reset(self) -> None:
         self._x: torch.Tensor | None = None
         self._values: dict[str, torch.Tensor] = {}
+        self._levels: dict[str, torch.Tensor] = {}  # of neurons with hysteresis, from the last forward
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, hook=None) -> dict[str, torch.Tensor]:
@@ -47,7 +49,19 @@ class DenseQANN:
         return self.net.run(x.to(self.net.device, self.net.dtype), handlers, with_bias=True, hook=hook)
 
     def _quantize(self, node: ir.Neuron, x: torch.Tensor) -> torch.Tensor:
-        return quantize(x, self._scales[node.name], *self._bounds[node.name], self._payloads[node.name])
+        scale, bounds, payload = self._scales[node.name], self._bounds[node.name], self._payloads[node.name]
+        if not node.hysteresis:
+            return quantize(x, scale, *bounds, payload)
+        previous = self._levels.get(node.name)
+        if previous is None or previous.shape != x.shape:  # the first frame rounds to nearest
+            q, previous = initial_state(x)
+            band = 0.0
+        else:
+            q, band = 0.5 - previous, node.hysteresis
+        # the neuron's rule on the residual a neuron at level `previous` holds with total input x
+        level = stbif_settle(x, q, previous, scale, *bounds, band).acc
+        self._levels[node.name] = level
+        return level * payload
 
     def step(self, current: torch.Tensor | None) -> None:
         if current is not None:

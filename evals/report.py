@@ -100,8 +100,8 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
         "precision": config.precision, "schedule": config.schedule, "spikes": config.spikes,
         "input_size": list(result.graph.input_shape[1:]),
         "act_bits": config.act_bits, "source": str(config.source), "start": config.start,
-        "calibration": config.calibration, "input_deadband": config.input_deadband, "frames": frames,
-        "summary": summary,
+        "calibration": config.calibration, "input_deadband": config.input_deadband,
+        "hysteresis": config.hysteresis, "frames": frames, "summary": summary,
     }
     if config.weights is not None and calibration.is_calibration_file(config.weights):
         report["calibration_file"] = {"path": str(config.weights),

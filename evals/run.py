@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma-delta", type=_non_negative_float, nargs="?", const=1.0, metavar="FACTOR",
                    help="also run the sigma-delta baseline (Lava's SigmaDelta neurons, threshold FACTOR x "
                         "the layer's scale; FACTOR defaults to 1)")
+    p.add_argument("--hysteresis", type=_non_negative_float, default=0.0, metavar="STEPS",
+                   help="levels move only once their input leaves the rounding band by more than STEPS "
+                        "(in [0, 1); 0.25: noise near a boundary stops flipping levels, far fewer events); "
+                        "QANN and SNN alike (the QANN remembers its levels); layerwise LoCC only, "
+                        "without --compare (default 0)")
     p.add_argument("--input-deadband", type=_non_negative, default=0, metavar="LEVELS",
                    help="hold each input value until it changes by more than LEVELS 8-bit steps (a "
                         "change-detecting sensor): noise sends nothing; QANN and SNN see the held "
@@ -174,6 +179,13 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         raise UsageError("--spikes graded needs --schedule layerwise (a timestep message holds one quantum)")
     if args.frame_stride != 1 and not stream:
         raise UsageError("--frame-stride applies to --task stream")
+    compare = not stream if args.compare is None else args.compare
+    if args.hysteresis:
+        if args.hysteresis >= 1:
+            raise UsageError(f"--hysteresis must be in [0, 1) steps, got {args.hysteresis}")
+        if args.schedule != "layerwise" or args.mode != "locc" or compare:
+            raise UsageError("--hysteresis runs the layerwise LoCC stream alone: give --schedule layerwise "
+                             "and --no-compare (reset and timestep runs cannot follow levels with memory)")
     method = args.calibration or "percentile"
     if args.weights is not None and calibration.is_calibration_file(args.weights):
         method = calibration.calibration_meta(args.weights)["method"]
@@ -186,11 +198,12 @@ def _config(args: argparse.Namespace) -> StreamConfig:
         frames=args.frames or (10 if stream else None),
         input_size=args.input_size or (models.DEFAULT_INPUT_SIZE[args.model] if stream else None),
         crop=args.crop, act_bits=args.act_bits, calibration=method, mode=args.mode,
-        compare=not stream if args.compare is None else args.compare, det_noise=args.det_noise,
+        compare=compare, det_noise=args.det_noise,
         detections=args.detections,
         t_max=args.t_max, device=args.device, precision=args.precision, seed=args.seed,
         force=args.force, frame_stride=args.frame_stride, sigma_delta=args.sigma_delta, hw_map=args.hw_map,
-        schedule=args.schedule, spikes=args.spikes, input_deadband=args.input_deadband)
+        schedule=args.schedule, spikes=args.spikes, input_deadband=args.input_deadband,
+        hysteresis=args.hysteresis)
 
 
 def run_tracking(task: Task, config: StreamConfig, out: Path) -> tuple[StreamResult, dict]:

@@ -67,6 +67,7 @@ class StreamConfig:
     spikes: str = "ternary"  # ternary: one event per quantum; graded: one per message
     hw_map: str | None = None  # hardware preset to map the graph onto (vistream_neuro.hardware)
     input_deadband: int = 0  # 8-bit levels an input value must move by before it is sent again
+    hysteresis: float = 0.0  # steps beyond its rounding band a level's input must move (ir.Neuron)
 
 
 class RunSpec(NamedTuple):
@@ -173,6 +174,8 @@ class Lockstep:
         if self.fixed:
             fx = integer_network(net, config.model)
             self.graph, self._encode, self._decode = fx.graph, fx.encode, fx.decode
+        if config.hysteresis:
+            self.graph = ir.with_hysteresis(self.graph, config.hysteresis)
         schedule = "timestep" if config.schedule == "all" else config.schedule
         self.specs = {m: RunSpec(m, schedule, config.spikes, self.graph, self.fixed)
                       for m in (["reset", "locc"] if config.compare else [config.mode])}
@@ -206,7 +209,9 @@ class Lockstep:
         if self.fixed:  # float32 unless a sum could reach 2^24 (then float64: still exact)
             dtype = exact_dtype(self.graph, 2 * max(float(x.abs().max()) for x in inputs))
             self.result.fixed_dtype = str(dtype).removeprefix("torch.")
-        reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=dtype), inputs, "reset")
+        # levels with hysteresis remember the last frame: the reference streams as the SNN does
+        reference = run_stream(lower(self.graph, "torch", device=config.device, dtype=dtype), inputs,
+                               "locc" if config.hysteresis else "reset")
         specs = list(self.specs.values())
         # a float-graph run beside fixed ones (the sigma-delta baseline) takes float64 frames
         feeds = [(dtype, inputs) if spec.integer or not self.fixed else (torch.float64, held)

@@ -29,11 +29,13 @@ class STBIFNeuron(base.MemoryModule):
     input, e.g. shape ``(C, 1, 1)`` for per-channel scales of a conv output); ``pos_max`` > 0 and
     ``neg_min`` <= 0: bounds of the released count.
     ``payload``: what one released quantum sends on (defaults to ``scale``).
+    ``hysteresis``: band of :meth:`settle` after the first settle since a reset (the first
+    rounds to nearest, as the QANN's first frame does); stepping does not take it.
     Forward returns the output current ``spike * payload``; ``spike`` holds the last ternary spikes.
     """
 
     def __init__(self, scale, pos_max: int, neg_min: int = 0, step_mode: str = "s",
-                 payload=None) -> None:
+                 payload=None, hysteresis: float = 0.0) -> None:
         super().__init__()
         if int(pos_max) != pos_max or pos_max <= 0:
             raise ValueError(f"pos_max must be a positive integer, got {pos_max!r}")
@@ -50,12 +52,15 @@ class STBIFNeuron(base.MemoryModule):
         self.register_buffer("pos_max", torch.tensor(float(pos_max), dtype=torch.float64))
         self.register_buffer("neg_min", torch.tensor(float(neg_min), dtype=torch.float64))
         self.step_mode = step_mode
+        self.hysteresis = float(hysteresis)
+        self.register_memory("settled", False)
         self.register_memory("q", None)
         self.register_memory("acc", None)
         self.register_memory("spike", None)
 
     def extra_repr(self) -> str:
-        return f"pos_max={int(self.pos_max)}, neg_min={int(self.neg_min)}, step_mode={self.step_mode}"
+        return (f"pos_max={int(self.pos_max)}, neg_min={int(self.neg_min)}, hysteresis={self.hysteresis}, "
+                f"step_mode={self.step_mode}")
 
     def _params_like(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Scale, bounds and payload in ``x``'s dtype and device, converted once, not every step."""
@@ -77,8 +82,11 @@ class STBIFNeuron(base.MemoryModule):
         the output ``change * payload`` and keeps the change of the count in ``spike``."""
         if self.q is None or self.q.shape != x.shape:
             self.q, self.acc = initial_state(x)
+            self.settled = False
         scale, pos_max, neg_min, payload = self._params_like(x)
-        self.spike, self.q, self.acc = stbif_settle(x, self.q, self.acc, scale, pos_max, neg_min)
+        band = self.hysteresis if self.settled else 0.0
+        self.spike, self.q, self.acc = stbif_settle(x, self.q, self.acc, scale, pos_max, neg_min, band)
+        self.settled = True
         return self.spike * payload
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:

@@ -50,15 +50,23 @@ def stbif_settle(
     scale: torch.Tensor,
     pos_max: torch.Tensor,
     neg_min: torch.Tensor,
+    hysteresis: float = 0.0,
 ) -> STBIFStep:
     """Integrate ``current`` and fire until quiet, at once: the ``layerwise`` schedule.
 
     Returns the change of the released count (all its spikes have one sign, ``|change|`` of them)
     and the new state: exactly what :func:`stbif_step` reaches by stepping with ``current`` and
-    then zeros until no neuron spikes.
+    then zeros until no neuron spikes.  With ``hysteresis`` ``h`` the neuron fires up while
+    ``q >= 1 + h`` and down while ``q < -h``: its level stays put while the input stays within
+    ``h`` steps beyond its rounding band (see :class:`vistream_neuro.ir.Neuron`).
     """
     q = q + current / scale
-    change = torch.minimum(torch.maximum(torch.floor(q), neg_min - acc), pos_max - acc) + 0.0  # no -0
+    if hysteresis:
+        fire = torch.where(q >= 1 + hysteresis, torch.floor(q - hysteresis),
+                           torch.where(q < -hysteresis, torch.floor(q + hysteresis), torch.zeros_like(q)))
+    else:
+        fire = torch.floor(q)
+    change = torch.minimum(torch.maximum(fire, neg_min - acc), pos_max - acc) + 0.0  # no -0
     return STBIFStep(change, q - change, acc + change)
 
 

@@ -7,7 +7,7 @@ a neuron's ``scale`` is a scalar or one value per channel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -91,12 +91,18 @@ class Neuron(_OneInput):
     ``scale`` is the threshold (the quantisation step of the input); ``payload`` is what one
     released quantum sends on (defaults to ``scale``).  They differ in fixed-point graphs, where
     the threshold is in the units of the neuron's input and the payload in its consumers'.
+
+    ``hysteresis`` ``h`` (in steps, ``0 <= h < 1``): after a stream's first frame a level moves
+    only once the input leaves ``[level - 0.5 - h, level + 0.5 + h)`` steps, then to the nearest
+    level inside that band, so noise near a boundary stops flipping it.  The level then depends
+    on the previous one (the QANN has memory); ``h = 0`` is plain rounding.
     """
 
     scale: np.ndarray  # () or (C,)
     pos_max: int
     neg_min: int = 0
     payload: np.ndarray | None = None  # () or (C,); None: the scale
+    hysteresis: float = 0.0
 
     @property
     def output_scale(self) -> np.ndarray:
@@ -111,6 +117,8 @@ class Neuron(_OneInput):
                 raise GraphError(f"{self.name}: {what}s must be finite and > 0")
         if not (self.neg_min <= 0 < self.pos_max):
             raise GraphError(f"{self.name}: bounds need neg_min <= 0 < pos_max")
+        if not 0 <= self.hysteresis < 1:
+            raise GraphError(f"{self.name}: hysteresis must be in [0, 1) steps, got {self.hysteresis}")
         return shape
 
 
@@ -224,3 +232,15 @@ class SpikingGraph:
     @property
     def sigma_deltas(self) -> list[SigmaDelta]:
         return [n for n in self.nodes if isinstance(n, SigmaDelta)]
+
+
+def with_hysteresis(graph: SpikingGraph, hysteresis: float) -> SpikingGraph:
+    """``graph`` with every ST-BIF neuron's ``hysteresis`` set (see :class:`Neuron`)."""
+    nodes = [replace(n, hysteresis=float(hysteresis)) if isinstance(n, Neuron) else n
+             for n in graph.nodes]
+    return SpikingGraph(graph.input_shape, nodes, graph.output)
+
+
+def hysteresis_of(graph: SpikingGraph) -> float:
+    """The largest hysteresis of the graph's neurons (0: none has any)."""
+    return max((n.hysteresis for n in graph.neurons), default=0.0)

@@ -66,6 +66,8 @@ def save_graph(graph: ir.SpikingGraph, path: str | Path) -> None:
 def _field_value(g: h5py.Group, fld: dataclasses.Field):
     if fld.name in _ARRAYS:
         return g[fld.name][()] if fld.name in g else None
+    if fld.name not in g.attrs and fld.default is not dataclasses.MISSING:
+        return fld.default  # a field added after the file was written
     value = g.attrs[fld.name]
     if fld.name == "inputs":
         return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in value)
@@ -75,6 +77,8 @@ def _field_value(g: h5py.Group, fld: dataclasses.Field):
         return bool(value)
     if isinstance(value, np.integer):
         return int(value)
+    if isinstance(value, np.floating | float):
+        return float(value)
     return str(value)
 
 

@@ -18,6 +18,9 @@ from vistream_neuro import ir
 def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, fixed_point: bool = False,
           schedule: str = "timestep", multistep: bool = True):
     """Lava steps every process together: ``multistep`` does not apply."""
+    if ir.hysteresis_of(graph):
+        raise BackendUnavailableError("--backend lava: the Lava ST-BIF process has no hysteresis yet; "
+                                      "use --backend spikingjelly for --hysteresis")
     try:
         import_lava()
     except LavaUnavailableError as exc:
