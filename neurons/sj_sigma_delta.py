@@ -37,6 +37,10 @@ class SigmaDeltaNeuron(base.MemoryModule):
             x, self.sigma, self.act, self.residue, self.threshold.to(x), self.relu)
         return self.spike
 
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """Step by step through ``x_seq`` (``(T, ...)``), as the multi-step simulator calls it."""
+        return torch.stack([self.single_step_forward(x) for x in x_seq])
+
     @property
     def quiet(self) -> torch.Tensor:
         """0-dim bool tensor: nothing sent in the last step (no host synchronisation)."""
