@@ -109,8 +109,8 @@ class MultiStepSimulator(SpikingJellySimulator):
     A feed-forward layer at step ``t`` depends only on the layers below at steps <= ``t``, so each
     layer takes all steps of a chunk at once (one convolution over ``chunk x batch`` rows, then its
     neurons step through them), and the host looks once per chunk for the first step in which no
-    neuron sent anything, where the frame ends as in :meth:`step`-by-step execution.  Each layer's
-    neurons take the chunk in one call of SpikingJelly's fused ST-BIF kernel.
+    neuron sent anything, where the frame ends as in :meth:`step`-by-step execution.  On CUDA each
+    layer's neurons take the chunk in one call of SpikingJelly's fused ST-BIF kernel.
 
     With ``skip_quiet`` a layer whose input is zero over a chunk while its neurons are quiet does
     nothing, and zeros pass through the stateless operators uncomputed.  Finding that out costs a
