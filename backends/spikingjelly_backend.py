@@ -166,8 +166,9 @@ class MultiStepSimulator(SpikingJellySimulator):
         n, steps = current.shape[0], 0
         handlers = {ir.Neuron: self._fire_chunk, ir.SigmaDelta: self._fire_chunk,
                     ir.MaxPool: self._max_pool_chunk}
+        chunk = self._chunk_for(current)
         while steps < t_max:
-            self._k = k = min(self._chunk_for(current), t_max - steps)
+            self._k = k = min(chunk, t_max - steps)
             if steps == 0:
                 x = torch.cat([current, current.new_zeros((k - 1) * n, *current.shape[1:])])
             else:

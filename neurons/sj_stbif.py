@@ -53,7 +53,6 @@ class STBIFNeuron(base.MemoryModule):
         self.register_buffer("neg_min", torch.tensor(float(neg_min), dtype=torch.float64))
         self.step_mode = step_mode
         self.hysteresis = float(hysteresis)
-        self.register_memory("settled", False)
         self.register_memory("q", None)
         self.register_memory("acc", None)
         self.register_memory("spike", None)
@@ -80,13 +79,12 @@ class STBIFNeuron(base.MemoryModule):
     def settle(self, x: torch.Tensor) -> torch.Tensor:
         """Integrate ``x`` and fire until quiet in one call (the ``layerwise`` schedule); returns
         the output ``change * payload`` and keeps the change of the count in ``spike``."""
-        if self.q is None or self.q.shape != x.shape:
+        fresh = self.q is None or self.q.shape != x.shape
+        if fresh:
             self.q, self.acc = initial_state(x)
-            self.settled = False
         scale, pos_max, neg_min, payload = self._params_like(x)
-        band = self.hysteresis if self.settled else 0.0
+        band = 0.0 if fresh else self.hysteresis  # the first settle since a reset rounds to nearest
         self.spike, self.q, self.acc = stbif_settle(x, self.q, self.acc, scale, pos_max, neg_min, band)
-        self.settled = True
         return self.spike * payload
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
@@ -108,6 +106,11 @@ class STBIFNeuron(base.MemoryModule):
         spikes, self.q, self.acc, self.spike = stbif_multi_step(
             x_seq / scale, self.q, self.acc, one, pos_max.reshape(()), neg_min.reshape(()))
         return spikes * payload
+
+    @property
+    def settled(self) -> bool:
+        """Whether the neuron holds state from an earlier call (a reset clears it)."""
+        return self.q is not None
 
     @property
     def quiet(self) -> torch.Tensor:
