@@ -1,4 +1,4 @@
-"""ST-BIF neurons: the pure reference step, a SpikingJelly module and (later) a Lava process.
+"""ST-BIF neurons: the pure reference step, a SpikingJelly module and a Lava process, plus Loihi's limits.
 
-This package imports no other project package (DESIGN.md section 3).
+This package imports no other project package (docs/ARCHITECTURE.md, "Layers").
 """

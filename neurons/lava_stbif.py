@@ -27,6 +27,7 @@ import numpy as np
 
 from neurons.lava_compat import import_lava
 from neurons.lava_reset import Resettable
+from neurons.loihi import MESSAGE_BITS, MESSAGE_LIMIT, STATE_BITS, STATE_LIMIT
 
 import_lava()
 
@@ -39,9 +40,6 @@ from lava.magma.core.process.process import AbstractProcess  # noqa: E402
 from lava.magma.core.process.variable import Var  # noqa: E402
 from lava.magma.core.resources import CPU  # noqa: E402
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
-
-STATE_BITS = 24
-STATE_LIMIT = 2 ** (STATE_BITS - 1)
 
 
 class StateOverflowError(OverflowError):
@@ -98,7 +96,7 @@ def raise_on_fault(neuron: STBIF) -> None:
                                  "the weights' exponent")
     if code == FAULT_INPUT_RANGE:
         raise StateOverflowError(f"{neuron.layer_name}: input current at step {step} does not fit a "
-                                 f"signed {STATE_BITS}-bit message (fixed point); lower the input "
+                                 f"signed {MESSAGE_BITS}-bit message (fixed point); lower the input "
                                  "scale or the weights' exponent")
     if code == FAULT_ODD_THRESHOLD:
         raise ValueError(f"{neuron.layer_name}: fixed-point thresholds must be even (the residual "
@@ -183,7 +181,7 @@ class PySTBIFFixed(_STBIFModel):
 
     def run_spk(self) -> None:
         current = self.a_in.recv().astype(np.int64)
-        if np.any(np.abs(current) >= STATE_LIMIT):
+        if np.any(np.abs(current) >= MESSAGE_LIMIT):
             self._record_fault(FAULT_INPUT_RANGE)
         if np.any(self.scale % 2):
             self._record_fault(FAULT_ODD_THRESHOLD)

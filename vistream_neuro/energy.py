@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vistream_neuro.accounting import FrameOps
+from vistream_neuro.hardware import DAVIES, HardwareModel, hardware_model
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,18 @@ class EnergyModel:
         return macs * self.mac_pj
 
 
-HOROWITZ = "M. Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm figures"
-LOIHI = ("M. Davies et al., 'Loihi: a neuromorphic manycore processor with on-chip learning', "
-         "IEEE Micro 38(1), 2018, Table 2 (min. energy per synaptic spike op 23.6 pJ, per neuron "
-         "update active/inactive 52/1.7 pJ, within-tile spike 1.7 pJ). The analog input is priced "
-         "as graded-spike synaptic ops (an estimate: Loihi has no MAC unit).")
+def _loihi(hw: HardwareModel) -> EnergyModel:
+    """Loihi's per-operation energies, read from the chip preset (one set of figures, one source)."""
+    return EnergyModel("loihi", mac_pj=hw.sop_pj, sop_pj=hw.sop_pj, neuron_update_pj=hw.neuron_update_pj,
+                       idle_update_pj=hw.idle_update_pj, spike_pj=hw.spike_pj,
+                       source=f"{DAVIES}, Table 2, as in the {hw.name} chip preset (min. energy per "
+                              f"synaptic spike op {hw.sop_pj} pJ, per neuron update active/inactive "
+                              f"{hw.neuron_update_pj}/{hw.idle_update_pj} pJ, within-tile spike "
+                              f"{hw.spike_pj} pJ). The analog input is priced as graded-spike synaptic ops "
+                              "(an estimate: Loihi has no MAC unit).")
 
+
+HOROWITZ = "M. Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm figures"
 MODELS: dict[str, EnergyModel] = {
     m.name: m
     for m in (
@@ -45,8 +52,7 @@ MODELS: dict[str, EnergyModel] = {
                     source=f"{HOROWITZ}: 32-bit float multiply 3.7 pJ + add 0.9 pJ"),
         EnergyModel("45nm_int8", mac_pj=0.2 + 0.03, sop_pj=0.03,
                     source=f"{HOROWITZ}: 8-bit integer multiply 0.2 pJ + add 0.03 pJ"),
-        EnergyModel("loihi", mac_pj=23.6, sop_pj=23.6, neuron_update_pj=52.0, idle_update_pj=1.7,
-                    spike_pj=1.7, source=LOIHI),
+        _loihi(hardware_model("loihi1")),
     )
 }
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from neurons.loihi import WEIGHT_BITS
+
 DAVIES = ("M. Davies et al., 'Loihi: a neuromorphic manycore processor with on-chip learning', "
           "IEEE Micro 38(1), 2018")
 INTEL_L2 = ("Intel Labs, 'Taking neuromorphic computing to the next level with Loihi 2', technology "
@@ -54,7 +56,7 @@ def _loihi1() -> HardwareModel:
     table2 = f"{DAVIES}, Table 2"
     return HardwareModel(
         name="loihi1", cores_per_chip=128, mesh=(8, 16), neurons_per_core=1024,
-        synaptic_memory_bits=128 * 1024 * 8, weight_bits=8, max_input_axons=4096,
+        synaptic_memory_bits=128 * 1024 * 8, weight_bits=WEIGHT_BITS, max_input_axons=4096,
         max_output_axons=4096, payload_bits=0, weight_sharing=False,
         sop_pj=23.6, neuron_update_pj=52.0, idle_update_pj=1.7, spike_pj=1.7,
         hop_pj=(3.5 + 5.3) / 2, chip_hop_pj=10 * (3.5 + 5.3) / 2, step_pj=0.0,
@@ -91,7 +93,7 @@ def _loihi2() -> HardwareModel:
                f"({DAVIES}, Table 2) is used")
     return HardwareModel(
         name="loihi2", cores_per_chip=128, mesh=(8, 16), neurons_per_core=8192,
-        synaptic_memory_bits=128 * 1024 * 8, weight_bits=8, max_input_axons=4096,
+        synaptic_memory_bits=128 * 1024 * 8, weight_bits=WEIGHT_BITS, max_input_axons=4096,
         max_output_axons=4096, payload_bits=32, weight_sharing=True,
         sop_pj=l1.sop_pj, neuron_update_pj=l1.neuron_update_pj, idle_update_pj=l1.idle_update_pj,
         spike_pj=l1.spike_pj, hop_pj=l1.hop_pj, chip_hop_pj=l1.chip_hop_pj, step_pj=0.0,

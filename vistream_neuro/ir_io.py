@@ -8,34 +8,18 @@ scalar and tuple fields as attributes and arrays as datasets.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from vistream_neuro import ir
+from vistream_neuro.atomic import write_h5_atomic
 
 FORMAT, VERSION = "vistream-neuro/spiking-graph", 1
 NODE_TYPES = {cls.__name__: cls for cls in (ir.Conv, ir.Linear, ir.Neuron, ir.SigmaDelta, ir.Add,
                                             ir.AvgPool, ir.MaxPool, ir.Flatten)}
 _ARRAYS = {"weight", "bias", "scale", "payload", "threshold"}
-
-
-def write_h5_atomic(path: str | Path, write) -> None:
-    """Call ``write(h5py.File)`` on a temporary file beside ``path``, then rename it over ``path``:
-    no partial file is left on failure and an existing one stays untouched."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".h5")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def save_graph(graph: ir.SpikingGraph, path: str | Path) -> None:

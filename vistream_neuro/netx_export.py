@@ -33,8 +33,8 @@ the bias ``4096 B s`` and one count of a message ``64 s``.  Conventions chosen h
 
 The integer graph keeps node names and topology; its ``SigmaDelta`` thresholds and conv/linear
 biases are the file's ``vThMant`` and ``bias`` integers, so it means Lava's fixed-point
-arithmetic above (``backends.registry.lower(graph, "lava", fixed_point=True)``), not the float
-sigma-delta semantics of the other backends.
+arithmetic above (run it on Lava with ``precision="fixed"``), not the float sigma-delta semantics
+of the other backends.
 """
 
 from __future__ import annotations
@@ -45,15 +45,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from neurons.loihi import STATE_LIMIT, weight_limit
 from vistream_neuro import ir
+from vistream_neuro.atomic import write_h5_atomic
 from vistream_neuro.fixed_point import FixedPointGraph, input_units, scaled_weight
-from vistream_neuro.ir_io import write_h5_atomic
 
 SPIKE_EXP = STATE_EXP = 6  # netx's SDNN exponents (hdf5.Network defaults)
 STATE_SCALE = 2 ** (SPIKE_EXP + STATE_EXP)  # Lava's SigmaDelta multiplies vth and bias by this
 MESSAGE_SCALE = 2**SPIKE_EXP  # one message count is worth this many state counts
-WEIGHT_LIMIT = 126  # even mixed-sign 8-bit weights (Loihi drops the lowest bit of odd ones)
-MAX_BIAS = 2**23 // STATE_SCALE  # 4096 * bias must fit Loihi's 24-bit state
+WEIGHT_LIMIT = weight_limit()  # even mixed-sign 8-bit weights
+MAX_BIAS = STATE_LIMIT // STATE_SCALE  # 4096 * bias must fit Loihi's 24-bit state
 MAX_GROUPS = 127  # Lava's Conv process holds groups in 8 bits
 
 
@@ -173,7 +174,7 @@ def to_netx(graph: ir.SpikingGraph, input_unit: float | np.ndarray, *,
 def export_netx(graph: ir.SpikingGraph, path: str | Path, input_unit: float | np.ndarray, *,
                 threshold_factor: float | None = None, max_threshold: int = 16) -> FixedPointGraph:
     """Write the netx HDF5 file of the float sigma-delta ``graph`` to ``path`` atomically and return
-    the integer graph it holds (run it with ``lower(..., "lava", fixed_point=True)``).
+    the integer graph it holds (run it on Lava with ``precision="fixed"``).
 
     ``threshold_factor``: the factor given to ``to_sigma_delta``, recorded when known.  Errors
     (:class:`NetxExportError`) come before any file is touched; a failed write leaves none.

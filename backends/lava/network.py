@@ -56,10 +56,8 @@ from backends.lava.processes import (  # noqa: E402
 )
 from backends.lava_estimate import synaptic_depths  # noqa: E402
 from neurons.lava_stbif import STBIF, raise_on_fault  # noqa: E402
+from neurons.loihi import MESSAGE_BITS, WEIGHT_BITS  # noqa: E402
 from vistream_neuro.netx_export import SPIKE_EXP, STATE_EXP  # noqa: E402
-
-MANTISSA_BITS = 8
-MESSAGE_BITS = 24
 
 
 class LoweringError(ir.GraphError):
@@ -91,7 +89,7 @@ def mantissa_exponent(name: str, weight: np.ndarray) -> tuple[np.ndarray, int]:
     """Split integer-valued weights into 8-bit signed mantissas and one exponent >= 0."""
     for exp in range(32):
         mant = weight / 2.0 ** exp
-        if np.all(mant == np.round(mant)) and np.abs(mant).max(initial=0) < 2 ** (MANTISSA_BITS - 1):
+        if np.all(mant == np.round(mant)) and np.abs(mant).max(initial=0) < 2 ** (WEIGHT_BITS - 1):
             return mant.astype(np.int64), exp
     raise LoweringError(f"{name}: weights are not 8-bit mantissas times a power of two; convert the "
                         "graph with vistream_neuro.fixed_point.to_fixed_point for fixed_pt")
@@ -164,10 +162,8 @@ class LavaNetwork:
         if self.fixed:
             raise LoweringError(f"{node.name}: average pooling has no integer weights; convert the "
                                 "graph with vistream_neuro.fixed_point.to_fixed_point for fixed_pt")
-        channels = self.graph.shapes[node.input][0]
         kh, kw = ir.pair(node.kernel)
-        self._lower_conv(ir.Conv(node.name, node.input, np.full((channels, 1, kh, kw), 1.0 / (kh * kw)),
-                                 stride=node.stride, padding=node.padding, groups=channels))
+        self._lower_conv(ir.pool_as_conv(node, self.graph.shapes[node.input][0], 1.0 / (kh * kw)))
 
     def _lower_linear(self, node: ir.Linear) -> None:
         weight = node.weight
