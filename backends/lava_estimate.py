@@ -8,9 +8,9 @@ Lava runs one OS process per Lava process and synchronises them every step; on t
 
 from __future__ import annotations
 
-from backends.registry import BackendUnavailableError
 from vistream_neuro import ir
 from vistream_neuro.accounting import dense_macs
+from vistream_neuro.backend import BackendUnavailableError
 
 MS_PER_PROCESS, MS_PER_MAC = 0.6, 2e-6
 STEPS_PER_FRAME = 50  # typical settling of a 4-bit network, before the pipeline fill

@@ -6,11 +6,12 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from backends.torch_graph import TorchGraph, max_pool, payload_for, per_channel, scale_for
 from neurons.sj_sigma_delta import SigmaDeltaNeuron
 from neurons.sj_stbif import STBIFNeuron
 from vistream_neuro import ir
-from vistream_neuro.accounting import SCHEDULES
+from vistream_neuro.backend import Backend
+from vistream_neuro.options import ExecutionOptions
+from vistream_neuro.torch_graph import TorchGraph, max_pool, payload_for, per_channel, scale_for
 
 CPU_CHUNK = 8  # steps per layer call on the CPU, where layers skip the chunks they are quiet in
 # On a GPU a call costs about its launch, so a chunk holds up to 64 steps (most frames settle in
@@ -25,12 +26,7 @@ class SpikingJellySimulator:
 
     def __init__(self, graph: ir.SpikingGraph, device: torch.device, dtype: torch.dtype,
                  schedule: str = "timestep") -> None:
-        if schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
-        if schedule != "layerwise" and ir.hysteresis_of(graph):
-            raise ValueError(f"neurons with hysteresis run in the layerwise schedule only, not {schedule!r}: "
-                             "stepped, a level's end depends on the order its input arrives in")
-        self.schedule = schedule
+        self.graph, self.schedule = graph, schedule
         self.net = TorchGraph(graph, device, dtype)
         self.neurons = nn.ModuleDict({
             n.name: STBIFNeuron(scale_for(n, graph.shapes[n.name], "cpu", torch.float64),
@@ -84,8 +80,6 @@ class SpikingJellySimulator:
         self._out = out.clone() if self._out is None else self._out + out
 
     def is_quiet(self) -> bool:
-        if self.schedule == "layerwise" and not self.net.graph.sigma_deltas:
-            return True  # every layer fired until quiet within the step
         return bool(torch.stack([n.quiet for n in self.neurons.values()]).all())
 
     def output(self) -> torch.Tensor:
@@ -190,9 +184,13 @@ class MultiStepSimulator(SpikingJellySimulator):
         return steps, False
 
 
-def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, fixed_point: bool = False,
-          schedule: str = "timestep", multistep: bool = True):
-    """``multistep``: run the ``timestep`` schedule a chunk of steps at a time (same results, faster)."""
-    if multistep and schedule == "timestep":
+def _lower(graph: ir.SpikingGraph, options: ExecutionOptions, dtype: torch.dtype) -> SpikingJellySimulator:
+    """``options.multistep``: run the ``timestep`` schedule a chunk of steps at a time (same
+    results, faster)."""
+    device = torch.device(options.device)
+    if options.multistep and options.schedule == "timestep":
         return MultiStepSimulator(graph, device, dtype)
-    return SpikingJellySimulator(graph, device, dtype, schedule)
+    return SpikingJellySimulator(graph, device, dtype, options.schedule)
+
+
+BACKEND = Backend("spikingjelly", _lower, devices=("cpu", "cuda"), hysteresis=True)

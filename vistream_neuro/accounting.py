@@ -1,7 +1,7 @@
 """Synaptic operations, MACs, spikes and neuron updates: one counter for every backend.
 
 The counter reads only the IR and the values each node carried in one time step (what any
-simulator can hand over), never framework internals (DESIGN.md section 5):
+simulator can hand over), never framework internals (docs/ARCHITECTURE.md, "Accounting"):
 
 - SOPs of a conv/linear layer in a step = sum over the nonzero entries (events) of its input of
   their fan-out, exact at borders and for strides and groups.  A ternary spike is one event;
@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from vistream_neuro import ir
+from vistream_neuro.options import ExecutionOptions
 
 
 def spatial_fanout(node: ir.Conv, in_shape: ir.Shape) -> np.ndarray:
@@ -105,10 +106,6 @@ class FrameOps:
         return sum(self.min_spikes.values())
 
 
-SCHEDULES = ("timestep", "layerwise")
-ENCODINGS = ("ternary", "graded")
-
-
 def _unit(value: np.ndarray, shape: ir.Shape, device: torch.device) -> torch.Tensor:
     """A neuron's payload shaped to broadcast over its ``(N, *shape)`` values."""
     unit = torch.as_tensor(value, dtype=torch.float64, device=device)
@@ -118,31 +115,36 @@ def _unit(value: np.ndarray, shape: ir.Shape, device: torch.device) -> torch.Ten
 class OpCounter:
     """Counts operations from per-step node values of a simulated :class:`SpikingGraph`.
 
-    ``spikes``: ``ternary`` counts one event per released quantum, ``graded`` one event per
-    message (a neuron's nonzero output, however many quanta it carries).  ``schedule``:
-    ``layerwise`` simulators send a neuron's whole change in one step, so a ternary count reads
-    the number of quanta from the value; ``timestep`` ones send one quantum per step.
+    It reads the run's :class:`~vistream_neuro.options.ExecutionOptions`: with ``spikes="ternary"``
+    one event per released quantum, with ``"graded"`` one per message (a neuron's nonzero output,
+    however many quanta it carries); in the ``layerwise`` schedule a neuron sends its whole change
+    in one step, so a ternary count reads the number of quanta from the value, while ``timestep``
+    simulators send one quantum per step.  Counts stay on the simulator's ``device``.
     """
 
-    def __init__(self, graph: ir.SpikingGraph, device: torch.device | str = "cpu",
-                 spikes: str = "ternary", schedule: str = "timestep") -> None:
-        if spikes not in ENCODINGS or schedule not in SCHEDULES:
-            raise ValueError(f"spikes must be one of {ENCODINGS} and schedule one of {SCHEDULES}, got "
-                             f"{spikes!r}, {schedule!r}")
+    def __init__(self, graph: ir.SpikingGraph, options: ExecutionOptions | None = None) -> None:
+        options = options or ExecutionOptions()
         self.graph = graph
-        self.device = torch.device(device)
+        self.device = torch.device(options.device)
         self._synaptic = [n for n in graph.nodes if isinstance(n, ir.SYNAPTIC)]
         self._neurons = [n for n in graph.nodes if isinstance(n, ir.SPIKING)]
-        graded = [n.name for n in graph.neurons] if spikes == "graded" else []
+        graded = [n.name for n in graph.neurons] if options.spikes == "graded" else []
         self._graded = [n.name for n in graph.sigma_deltas] + graded  # signs counted per step
+        ternary_layerwise = (options.spikes, options.schedule) == ("ternary", "layerwise")
         self._quanta = ({n.name: _unit(n.output_scale, graph.shapes[n.name], self.device)
-                         for n in graph.neurons} if (spikes, schedule) == ("ternary", "layerwise") else {})
+                         for n in graph.neurons} if ternary_layerwise else {})
         self._sources = [ir.INPUT, *(n.name for n in graph.nodes if isinstance(n, ir.MaxPool))]
         self._spatial = {n.name: torch.as_tensor(spatial_fanout(n, graph.shapes[n.input]).round(),
                                                  dtype=torch.int64, device=self.device)
                          for n in self._synaptic if isinstance(n, ir.Conv)}
         self._channel = {n.name: channel_fanout(n) for n in self._synaptic}
         self._size = {n.name: int(np.prod(graph.shapes[n.name])) for n in self._neurons}
+        # what each step's row of counts holds, in order: (kind, layer names)
+        self._layout = [("events", [n.name for n in self._synaptic]),
+                        ("fired", [n.name for n in self._neurons]),
+                        ("active", [n.name for n in self._neurons]),
+                        ("graded_pos", self._graded),
+                        ("sources", self._sources)]
         self._prev_levels: dict[str, torch.Tensor] | None = None
         self.reset_stream()
 
@@ -174,18 +176,30 @@ class OpCounter:
                                 else torch.round(values[name].abs() / unit.to(values[name])).sum(1).long())
             return pixels[name]
 
-        counts = []
-        for node in self._synaptic:
-            spatial = self._spatial.get(node.name)
-            per_pixel = nonzero_per_pixel(node.input)
-            events = per_pixel.sum() if spatial is None else (per_pixel * spatial).sum()
-            counts.append(events * self._channel[node.name])
-        for node in self._neurons:
-            counts.append(nonzero_per_pixel(node.name).sum())
-            counts.append(torch.count_nonzero(torch.logical_or(values[node.input], values[node.name])))
-        counts += [torch.count_nonzero(values[name] > 0) for name in self._graded]
-        counts += [nonzero_per_pixel(name).sum() for name in self._sources]
-        self._counts.append(torch.stack(counts))
+        def events(node: ir.Conv | ir.Linear) -> torch.Tensor:
+            spatial, per_pixel = self._spatial.get(node.name), nonzero_per_pixel(node.input)
+            weighted = per_pixel.sum() if spatial is None else (per_pixel * spatial).sum()
+            return weighted * self._channel[node.name]
+
+        row = {
+            "events": [events(n) for n in self._synaptic],
+            "fired": [nonzero_per_pixel(n.name).sum() for n in self._neurons],
+            "active": [torch.count_nonzero(torch.logical_or(values[n.input], values[n.name]))
+                       for n in self._neurons],
+            "graded_pos": [torch.count_nonzero(values[name] > 0) for name in self._graded],
+            "sources": [nonzero_per_pixel(name).sum() for name in self._sources],
+        }
+        self._counts.append(torch.stack([c for kind, _ in self._layout for c in row[kind]]))
+
+    def _totals(self) -> dict[str, dict[str, int]]:
+        """The frame's counts per kind and layer (one host read)."""
+        width = sum(len(names) for _, names in self._layout)
+        flat = torch.stack(self._counts).sum(0).tolist() if self._counts else [0] * width
+        totals, at = {}, 0
+        for kind, names in self._layout:
+            totals[kind] = dict(zip(names, flat[at:at + len(names)], strict=True))
+            at += len(names)
+        return totals
 
     def take_frame(self, levels: dict[str, torch.Tensor]) -> FrameOps:
         """Counts since the last call, given the end-of-frame levels of every neuron layer.
@@ -193,28 +207,23 @@ class OpCounter:
         The level change splits the spikes by sign (it is +1 spikes minus -1 spikes) and gives
         the minimum spikes (the sum of its absolute values).
         """
-        n_syn, n_spiking = len(self._synaptic), 2 * len(self._neurons)
-        n_graded = len(self._graded)
-        totals = (torch.stack(self._counts).sum(0).tolist() if self._counts
-                  else [0] * (n_syn + n_spiking + n_graded + len(self._sources)))
-        events = dict(zip((n.name for n in self._synaptic), totals[:n_syn], strict=True))
-        fired, active = (dict(zip((n.name for n in self._neurons), totals[n_syn + k:n_syn + n_spiking:2],
-                                  strict=True)) for k in range(2))
+        totals = self._totals()
+        fired = totals["fired"]
         prev = self._prev_levels
         change = {k: v - prev[k] if prev else v for k, v in levels.items()}
         net = {k: int(v.sum()) for k, v in change.items()}
         pos = {k: (fired[k] + net[k]) // 2 for k in net}
-        pos.update(zip(self._graded, totals[n_syn + n_spiking:n_syn + n_spiking + n_graded], strict=True))
+        pos.update(totals["graded_pos"])
         analog = {n.name for n in self._synaptic if n.input == ir.INPUT}
         ops = FrameOps(
             timesteps=self._steps,
-            sops={k: v for k, v in events.items() if k not in analog},
-            input_macs={k: v for k, v in events.items() if k in analog},
+            sops={k: v for k, v in totals["events"].items() if k not in analog},
+            input_macs={k: v for k, v in totals["events"].items() if k in analog},
             spikes_pos=pos, spikes_neg={k: fired[k] - pos[k] for k in pos},
             updates_dense={k: n * self._steps for k, n in self._size.items()},
-            updates_event=active,
+            updates_event=totals["active"],
             min_spikes={k: int(v.abs().sum()) for k, v in change.items()},
-            events=dict(zip(self._sources, totals[n_syn + n_spiking + n_graded:], strict=True)),
+            events=totals["sources"],
         )
         self._prev_levels = {k: v.clone() for k, v in levels.items()}
         self._start_frame()

@@ -18,16 +18,16 @@ exact in float32) with a margin for rounding; :func:`exact_dtype` checks the bou
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from neurons.loihi import STATE_LIMIT, WEIGHT_BITS, weight_limit
 from vistream_neuro import ir
+from vistream_neuro.reference import dense_values
 
-MAX_BIAS = 2**23
-STATE_LIMIT = 2**23  # Loihi's signed 24-bit neuron state
+MAX_BIAS = STATE_LIMIT  # a bias is charge in the neuron's state
 STATE_SHARE = 7 / 8  # of it for a threshold's estimated reach: the rest absorbs weight and payload rounding
 INPUT_STEPS = 255  # 8-bit frames: a pixel or a pixel difference spans at most 255 input units
 FLOAT32_EXACT = 2**24  # every integer of smaller magnitude is exact in float32
@@ -61,7 +61,7 @@ def _over_channels(unit: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 def quantize_weight(w: np.ndarray, weight_bits: int) -> np.ndarray:
     """``m * 2**e`` with the smallest exponent ``e >= 0`` that fits and even mantissas ``m`` (Loihi
     drops the lowest mantissa bit of mixed-sign weights)."""
-    limit = 2 ** (weight_bits - 1) - 2
+    limit = weight_limit(weight_bits)
     peak, e = float(np.abs(w).max(initial=0.0)), 0
     while peak / 2**e > limit:
         e += 1
@@ -146,7 +146,7 @@ class _Units:
     def __init__(self, graph: ir.SpikingGraph, input_unit: np.ndarray, weight_bits: int,
                  max_threshold_bits: int, payload_bits: int) -> None:
         self.graph, self.input_unit, self.payload_bits = graph, input_unit, payload_bits
-        self.limit = 2 ** (weight_bits - 1) - 2
+        self.limit = weight_limit(weight_bits)
         self.thetas = 2.0 ** np.arange(1, max_threshold_bits + 1)
         parent = {ir.INPUT: ir.INPUT}
 
@@ -184,7 +184,8 @@ class _Units:
             self._units[root] = np.asarray(self._resolve(root), dtype=np.float64)
         if self._units[root] is None:
             raise ir.GraphError(f"{name}: its unit depends on itself (a synaptic layer reads its own "
-                                "output's unit group)")
+                                "output's unit group, e.g. a residual branch with no activation inside); run "
+                                "the float graph (precision float64)")
         return _fit(self._units[root], self.graph.shapes[name], name)
 
     def _resolve(self, root: str) -> np.ndarray | float:
@@ -268,7 +269,9 @@ class _Units:
         pay = np.full(channels, np.inf)
         for node in self.members[self.group[neuron.input]]:
             if isinstance(node, ir.AvgPool):
-                raise ir.GraphError(f"{neuron.name}: fed by average pool {node.name}")
+                raise ir.GraphError(f"{neuron.name}: fed by average pool {node.name}, which the integer "
+                                    "graph cannot scale to a power-of-two threshold; pool after the "
+                                    "activation, or run the float graph (precision float64)")
             if isinstance(node, (*ir.SYNAPTIC, ir.Neuron)):
                 scale = _fit(neuron.scale, self.graph.shapes[node.name], neuron.name)
             if isinstance(node, ir.SYNAPTIC):
@@ -305,9 +308,7 @@ class _Units:
 
     def fixed_pool(self, node: ir.AvgPool) -> ir.Conv:
         """Average pooling as a sum (depthwise conv of ones): exact in integers."""
-        c = self.graph.shapes[node.input][0]
-        return ir.Conv(node.name, node.input, np.ones((c, 1, *ir.pair(node.kernel))), None,
-                       ir.pair(node.stride), ir.pair(node.padding), groups=c)
+        return ir.pool_as_conv(node, self.graph.shapes[node.input][0])
 
 
 def input_units(graph: ir.SpikingGraph, input_unit: float | np.ndarray) -> np.ndarray:
@@ -319,7 +320,7 @@ def input_units(graph: ir.SpikingGraph, input_unit: float | np.ndarray) -> np.nd
     return unit.reshape(()) if unit.size == 1 else unit
 
 
-def to_fixed_point(graph: ir.SpikingGraph, input_unit: float | np.ndarray, *, weight_bits: int = 8,
+def to_fixed_point(graph: ir.SpikingGraph, input_unit: float | np.ndarray, *, weight_bits: int = WEIGHT_BITS,
                    max_threshold_bits: int = 16, payload_bits: int = 6) -> FixedPointGraph:
     """The integer version of ``graph``: same node names and topology, AvgPool becomes a Conv.
 
@@ -345,19 +346,13 @@ def to_fixed_point(graph: ir.SpikingGraph, input_unit: float | np.ndarray, *, we
                            {name: units.at(name).copy() for name in graph.shapes if name != ir.INPUT})
 
 
-# evaluate(graph, x, hook): every node's dense QANN value for input x, with TorchGraph.run's hook
-Evaluate = Callable[[ir.SpikingGraph, torch.Tensor, Callable | None], dict[str, torch.Tensor]]
-
-
-def correct_bias(fx: FixedPointGraph, graph: ir.SpikingGraph, frames: torch.Tensor,
-                 evaluate: Evaluate) -> FixedPointGraph:
+def correct_bias(fx: FixedPointGraph, graph: ir.SpikingGraph, frames: torch.Tensor) -> FixedPointGraph:
     """Empirical bias correction of the integer graph (as :func:`vistream_neuro.calibration.correct_bias`
     does for the QANN): rounding weights and payloads shifts the mean of a layer's output, so each
     conv/linear with a bias has its integer bias moved by the mean shift, in its own integer units,
     that ``frames`` (float network inputs) show against the float graph ``graph``.  One pass, layer
-    after layer: each correction sees the corrected layers before it.  ``evaluate`` runs the dense
-    QANN (a backend's), which this library does not import."""
-    reference = evaluate(graph, frames, None)
+    after layer: each correction sees the corrected layers before it."""
+    reference = dense_values(graph, frames)
     biases: dict[str, np.ndarray] = {}
 
     def correct(node: ir.Node, value: torch.Tensor) -> torch.Tensor:
@@ -371,7 +366,7 @@ def correct_bias(fx: FixedPointGraph, graph: ir.SpikingGraph, frames: torch.Tens
             raise ir.GraphError(f"{node.name}: corrected integer bias is not below 2^23")
         return value + shift.reshape(-1, *([1] * (value.ndim - 2)))
 
-    evaluate(fx.graph, fx.encode(frames), correct)
+    dense_values(fx.graph, fx.encode(frames), correct)
     nodes = [dataclasses.replace(n, bias=biases[n.name]) if n.name in biases else n for n in fx.graph.nodes]
     return dataclasses.replace(fx, graph=ir.SpikingGraph(fx.graph.input_shape, nodes, fx.graph.output))
 

@@ -76,13 +76,6 @@ class LayerMap:
                 "violations": "; ".join(self.violations)}
 
 
-def _pool_conv(pool: ir.AvgPool, in_shape: ir.Shape) -> ir.Conv:
-    """An average pool's connectivity: a depthwise conv of ones."""
-    kh, kw = ir.pair(pool.kernel)
-    return ir.Conv(pool.name, pool.input, np.ones((in_shape[0], 1, kh, kw)), None, pool.stride, pool.padding,
-                   in_shape[0])
-
-
 def _map3(shape: ir.Shape) -> tuple[int, int, int]:
     return (shape[0], shape[1], shape[2]) if len(shape) == 3 else (shape[0], 1, 1)
 
@@ -100,7 +93,7 @@ class Mapper:
         self.terms = {n.name: self._terms(n.input) for n in graph.nodes if isinstance(n, POPULATIONS)}
         pools = {t.op for terms in self.terms.values() for t in terms if isinstance(t.op, ir.AvgPool)}
         self._pool_fanout = {  # mean fan-out of a pooled source entry, for the synaptic ops of a frame
-            p.name: float(fanout(_pool_conv(p, graph.shapes[p.input]), graph.shapes[p.input]).mean())
+            p.name: float(fanout(ir.pool_as_conv(p, graph.shapes[p.input][0]), graph.shapes[p.input]).mean())
             for p in pools}
         caps: dict[str, int] = {}  # neurons per core, lowered where output routes overflow
         for _ in range(8):
@@ -151,7 +144,7 @@ class Mapper:
         in_shape = self.graph.shapes[op.input]
         if isinstance(op, ir.AvgPool):
             kh, kw = ir.pair(op.kernel)
-            return kh * kw, int(fanout(_pool_conv(op, in_shape), in_shape).sum()), kh * kw
+            return kh * kw, int(fanout(ir.pool_as_conv(op, in_shape[0]), in_shape).sum()), kh * kw
         if isinstance(op, ir.Conv):
             _, per_group, kh, kw = op.weight.shape
             return per_group * kh * kw, int(fanout(op, in_shape).sum()), int(op.weight.size)

@@ -176,6 +176,14 @@ class AvgPool(_Pool):
     """Average pooling (zero padding counted); global pooling is a kernel of the map's size."""
 
 
+def pool_as_conv(pool: AvgPool, channels: int, weight: float = 1.0) -> Conv:
+    """An average pool's connectivity as the depthwise conv it is, every weight ``weight``: ones for
+    its (integer) window sum, ``1 / window`` for the mean itself."""
+    kh, kw = pair(pool.kernel)
+    return Conv(pool.name, pool.input, np.full((channels, 1, kh, kw), float(weight)), None,
+                pair(pool.stride), pair(pool.padding), groups=channels)
+
+
 @dataclass(frozen=True)
 class MaxPool(_Pool):
     """Max pooling (padding never wins).  In an SNN it pools the accumulated input and emits the

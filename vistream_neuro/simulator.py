@@ -6,13 +6,17 @@ from typing import Protocol
 
 import torch
 
+from vistream_neuro import ir
+
 
 class Simulator(Protocol):
     """Time-stepped network state for a batch of inputs.
 
     ``step(None)`` means zero input current.  Biases enter as charge once after ``reset()``
-    (at the next step), not once per step.
+    (at the next step), not once per step.  ``graph`` is the graph it simulates.
     """
+
+    graph: ir.SpikingGraph
 
     def reset(self) -> None:
         """Clear all state (residuals, accumulators, pending input, outputs)."""

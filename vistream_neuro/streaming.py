@@ -2,7 +2,9 @@
 
 Written once against :class:`vistream_neuro.simulator.Simulator`.  In ``locc`` mode the network
 is never reset and the input layer receives ``x_t - x_{t-1}``; the accumulated output then equals
-the QANN output of ``x_t`` once the network is quiet.
+the QANN output of ``x_t`` once the network is quiet.  In the ``layerwise`` schedule every ST-BIF
+layer fires until quiet within its step, so a frame of a graph without sigma-delta neurons ends
+after one step, on every backend (docs/ARCHITECTURE.md, "Execution").
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from vistream_neuro.accounting import FrameOps, OpCounter
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.simulator import Simulator
-
-MODES = ("locc", "reset")
 
 
 @dataclass
@@ -28,34 +29,34 @@ class FrameResult:
     ops: FrameOps | None = None  # when run with a counter
 
 
-def _step_frame(sim: Simulator, current: torch.Tensor, t_max: int,
-                counter: OpCounter | None) -> tuple[int, bool]:
-    """One frame, one step at a time, until quiet or ``t_max`` steps."""
+def _step_frame(sim: Simulator, current: torch.Tensor, t_max: int, counter: OpCounter | None,
+                one_step: bool) -> tuple[int, bool]:
+    """One frame, one step at a time, until quiet or ``t_max`` steps (``one_step``: it settles in
+    its first step)."""
     steps, quiet = 0, False
     while steps < t_max and not quiet:
         sim.step(current if steps == 0 else None)
         steps += 1
         if counter is not None:
             counter.count_step(sim.step_values())
-        quiet = sim.is_quiet()
+        quiet = one_step or sim.is_quiet()
     return steps, quiet
 
 
 def run_stream(
     sim: Simulator,
     frames: Iterable[torch.Tensor],
-    mode: str = "locc",
-    t_max: int = 256,
+    options: ExecutionOptions | None = None,
     counter: OpCounter | None = None,
 ) -> Iterator[FrameResult]:
-    """Feed ``frames`` (each ``(N, C, H, W)``) and yield one result per frame once it settles.
+    """Feed ``frames`` (each ``(N, C, H, W)``) and yield one result per frame once it settles, in
+    the options' ``mode`` and within ``t_max`` steps per frame.
 
     With a ``counter``, every step's node values are counted (SOPs, spikes, ...).
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown streaming mode {mode!r}; valid modes: {', '.join(MODES)}")
-    if t_max < 1:
-        raise ValueError(f"t_max must be >= 1, got {t_max}")
+    options = options or ExecutionOptions()
+    mode, t_max = options.mode, options.t_max
+    one_step = options.schedule == "layerwise" and not sim.graph.sigma_deltas
     previous = None
     sim.reset()
     if counter is not None:
@@ -73,7 +74,7 @@ def run_stream(
         if run_frame is not None:
             steps, quiet = run_frame(current, t_max, counter)
         else:
-            steps, quiet = _step_frame(sim, current, t_max, counter)
+            steps, quiet = _step_frame(sim, current, t_max, counter, one_step)
         levels = {k: v.clone() for k, v in sim.levels().items()}
         ops = counter.take_frame(levels) if counter is not None else None
         yield FrameResult(index, sim.output().clone(), steps, quiet, levels, ops)

@@ -2,7 +2,7 @@
 
 Lava is imported only here and in ``neurons/`` (through ``neurons.lava_compat``), so the other
 backends run where it is not installed.  ``floating_pt`` process models run float64;
-``fixed_pt`` (``fixed_point=True``) runs integer state and messages on a graph made by
+``fixed_pt`` (``precision="fixed"``) runs integer state and messages on a graph made by
 :func:`vistream_neuro.fixed_point.to_fixed_point`.
 """
 
@@ -10,24 +10,27 @@ from __future__ import annotations
 
 import torch
 
-from backends.registry import BackendUnavailableError
 from neurons.lava_compat import LavaUnavailableError, import_lava
 from vistream_neuro import ir
+from vistream_neuro.backend import Backend, BackendUnavailableError
+from vistream_neuro.options import ExecutionOptions
 
 
-def lower(graph: ir.SpikingGraph, *, device: torch.device, dtype: torch.dtype, fixed_point: bool = False,
-          schedule: str = "timestep", multistep: bool = True):
-    """Lava steps every process together: ``multistep`` does not apply."""
-    if ir.hysteresis_of(graph):
-        raise BackendUnavailableError("--backend lava: the Lava ST-BIF process has no hysteresis yet; "
-                                      "use --backend spikingjelly for --hysteresis")
+def _lower(graph: ir.SpikingGraph, options: ExecutionOptions, dtype: torch.dtype):
+    """Lava steps every process together (no multi-step path); ``fixed_pt`` for the integer graph."""
     try:
         import_lava()
     except LavaUnavailableError as exc:
-        raise BackendUnavailableError(f"--backend lava: {exc}") from None
-    if device.type != "cpu":
-        raise BackendUnavailableError(f"--backend lava emulates Loihi on the CPU; --device {device.type} "
-                                      "is for the spikingjelly backend")
+        raise BackendUnavailableError(f"backend 'lava': {exc}") from None
     from backends.lava.simulator import LavaSimulator
 
-    return LavaSimulator(graph, fixed=fixed_point, schedule=schedule)
+    return LavaSimulator(graph, fixed=options.integer, schedule=options.schedule)
+
+
+def _check_run(graph: ir.SpikingGraph, frame_runs: int, force: bool) -> None:
+    from backends.lava_estimate import check_lava_run
+
+    check_lava_run(graph, frame_runs, force)
+
+
+BACKEND = Backend("lava", _lower, devices=("cpu",), hysteresis=False, batch=False, check_run=_check_run)

@@ -26,11 +26,9 @@ import numpy as np
 import torch
 
 from backends.lava.network import LavaNetwork
-from backends.torch_graph import payload_for
+from neurons.loihi import MESSAGE_LIMIT
 from vistream_neuro import ir
-from vistream_neuro.accounting import SCHEDULES
-
-MESSAGE_LIMIT = 2**23  # Loihi's messages and states are 24-bit signed
+from vistream_neuro.torch_graph import payload_for
 
 
 class LavaSimulator:
@@ -39,8 +37,6 @@ class LavaSimulator:
 
     def __init__(self, graph: ir.SpikingGraph, fixed: bool = False, chunk: int = 16,
                  schedule: str = "timestep") -> None:
-        if schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
         self.graph, self.fixed, self.chunk = graph, fixed, chunk
         self.settles = schedule == "layerwise"
         self.net = LavaNetwork(graph, fixed, chunk, settle=self.settles)
@@ -113,8 +109,7 @@ class LavaSimulator:
             spikes = torch.round(values[name] / self._payloads[name])  # ternary, or a settled change
             level += spikes
             spiked = spiked or bool(spikes.any())
-        settled = self.settles and not self.graph.sigma_deltas  # every layer fired until quiet
-        self._quiet = settled or not (spiked or any(values[n.name].any() for n in self.graph.sigma_deltas))
+        self._quiet = not (spiked or any(values[n.name].any() for n in self.graph.sigma_deltas))
         self._values = values
 
     def is_quiet(self) -> bool:
