@@ -31,7 +31,7 @@ import torch
 from torch import fx, nn
 from tqdm import tqdm
 
-from vistream_neuro.ir_io import write_h5_atomic
+from vistream_neuro.atomic import write_h5_atomic
 from vistream_neuro.models import CheckpointError
 from vistream_neuro.quant import Quantizer, calibrate, observe
 

@@ -1,7 +1,8 @@
 """QANN (a torch module with quantizers in place of activations) -> SpikingGraph.
 
-The module is traced with ``torch.fx``; BatchNorm is folded into the conv that feeds it.  Anything
-the IR cannot express is an error naming the module path and type.
+The module is traced with ``torch.fx`` (:mod:`vistream_neuro.tracing`); BatchNorm is folded into
+the conv that feeds it.  Anything the IR cannot express is a :class:`ConversionError` naming the
+module path and type.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ from torch import fx, nn
 
 from vistream_neuro import ir
 from vistream_neuro.quant import Quantizer
+from vistream_neuro.tracing import ConversionError, trace
 
 _PASSTHROUGH = (nn.Identity, nn.Dropout)
-
-
-class ConversionError(ValueError):
-    """The network has a layer or construct the spiking graph cannot express."""
 
 
 def _np(t: torch.Tensor | None) -> np.ndarray | None:
@@ -103,8 +101,7 @@ class _Tracer(fx.Tracer):
 
 def to_spiking_graph(qann: nn.Module, input_shape: tuple[int, int, int]) -> ir.SpikingGraph:
     """Convert a quantized network taking ``(N, *input_shape)`` into a :class:`SpikingGraph`."""
-    qann = qann.eval()
-    traced = fx.GraphModule(qann, _Tracer().trace(qann))
+    traced = trace(qann, _Tracer())
     modules = dict(traced.named_modules())
     b = _Builder(qann, input_shape)
     value: dict[str, str] = {}
@@ -118,7 +115,7 @@ def to_spiking_graph(qann: nn.Module, input_shape: tuple[int, int, int]) -> ir.S
         elif node.op == "call_module":
             shared = len(node.all_input_nodes[0].users) > 1
             value[node.name] = b.module_node(node.name, node.target, modules[node.target], srcs[0], shared)
-        elif node.op == "call_function" and node.target in (operator.add, torch.add):
+        elif node.op == "call_function" and node.target is operator.add:
             if len(srcs) != 2:
                 raise ConversionError(f"{node.name}: add of a tensor and a constant is unsupported")
             value[node.name] = b.add(ir.Add(node.name, tuple(srcs)))
@@ -127,7 +124,10 @@ def to_spiking_graph(qann: nn.Module, input_shape: tuple[int, int, int]) -> ir.S
                 raise ConversionError(f"{node.name}: only torch.flatten(x, 1) is supported")
             value[node.name] = b.add(ir.Flatten(node.name, srcs[0]))
         elif node.op == "output":
+            if len(srcs) != 1 or not isinstance(node.args[0], fx.Node):
+                raise ConversionError("only networks with a single tensor output are supported")
             output = srcs[0]
         else:
-            raise ConversionError(f"{node.name} ({node.op} {node.target}): no spiking equivalent")
+            what = getattr(node.target, "__name__", node.target)
+            raise ConversionError(f"{node.name} ({node.op} {what}): no spiking equivalent")
     return ir.SpikingGraph(input_shape, b.nodes, output)

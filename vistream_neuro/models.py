@@ -3,22 +3,23 @@ ResNet-18/50 trunks (seeded weights unless a checkpoint is given) and a tiny see
 
 Every builder returns a float network in eval mode mapping ``(N, 3, H, W)`` to features, with the
 input normalisation it expects in :data:`NORMALISATION` (applied to frames, not inside the
-network, so that frame differences stay linear in the input).
+network, so that frame differences stay linear in the input).  A user's network is named
+``package.module:factory``: the factory is called and its module used as it is.
 """
 
 from __future__ import annotations
 
+import importlib
 from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from vistream_neuro.normalisation import IMAGENET, InputNorm
+
 MODELS = ("tiny", "mobilenetv2", "resnet18", "resnet50")
 RESNET_CUTS = ("layer1", "layer2", "layer3", "layer4")
-# ImageNet statistics, the means moved (by < 0.5/255) onto the 8-bit pixel grid: a normalised 8-bit
-# frame is then an exact integer multiple of a per-channel unit, which fixed point encodes losslessly
-IMAGENET = (tuple(round(255 * m) / 255 for m in (0.485, 0.456, 0.406)), (0.229, 0.224, 0.225))
 NORMALISATION = {"tiny": None, "mobilenetv2": IMAGENET, "resnet18": IMAGENET, "resnet50": IMAGENET}
 DEFAULT_INPUT_SIZE = {"tiny": (64, 64), "mobilenetv2": (128, 64), "resnet18": (64, 64),
                       "resnet50": (64, 64)}
@@ -26,6 +27,52 @@ DEFAULT_INPUT_SIZE = {"tiny": (64, 64), "mobilenetv2": (128, 64), "resnet18": (6
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+class ModelError(ValueError):
+    """A model name that is neither built in nor an importable ``package.module:factory``."""
+
+
+def is_user_model(name: str) -> bool:
+    """``package.module:factory``: a callable of the user's that returns the network."""
+    return ":" in name
+
+
+def user_model(name: str) -> nn.Module:
+    """Call the factory ``package.module:factory`` and check that it returns a module."""
+    module_name, _, attr = name.partition(":")
+    if not module_name or not attr:
+        raise ModelError(f"--model {name}: expected package.module:factory")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ModelError(f"--model {name}: cannot import {module_name} ({type(exc).__name__}: {exc})") \
+            from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModelError(f"--model {name}: {module_name} has no callable {attr!r}")
+    try:
+        net = factory()
+    except Exception as exc:
+        raise ModelError(f"--model {name}: the factory raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"--model {name}: the factory returned {type(net).__name__}, not a torch nn.Module")
+    return net
+
+
+def check_model(name: str) -> None:
+    """Raise :class:`ModelError` for a name that is neither built in nor ``package.module:factory``."""
+    if name not in MODELS and not is_user_model(name):
+        raise ModelError(f"--model {name}: valid models are {', '.join(MODELS)}, or package.module:factory")
+
+
+def normalisation(name: str, user: InputNorm | None = None) -> InputNorm | None:
+    """The input normalisation of a built-in model; ``user`` for a user model (default none)."""
+    return user if is_user_model(name) else NORMALISATION[name]
+
+
+def default_input_size(name: str) -> tuple[int, int]:
+    return DEFAULT_INPUT_SIZE.get(name, (64, 64))
 
 
 class TinyCNN(nn.Module):
@@ -93,8 +140,9 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
         raise CheckpointError(f"--weights {path}: no such file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"--weights {path}: not a readable torch checkpoint ({exc})") from None
+    except Exception as exc:  # torch.load raises many types, with multi-line advice
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"--weights {path}: not a readable torch checkpoint ({first})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -132,8 +180,12 @@ def build(name: str, seed: int = 0, weights: str | Path | None = None, cut: str 
     get seeded random weights (BatchNorm statistics included) unless ``weights`` is given.
     ``spatial``: end in a feature map (every model but ``mobilenetv2`` does anyway).
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    check_model(name)
+    if is_user_model(name):
+        model = user_model(name)
+        if weights is not None:
+            load_checkpoint(model, weights)
+        return model.eval()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         if name == "tiny":

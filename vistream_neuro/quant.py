@@ -7,7 +7,6 @@ Bits to bounds: an unsigned ``b``-bit quantizer (after ReLU/ReLU6) has ``pos_max
 
 from __future__ import annotations
 
-import copy
 import operator
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 from torch import fx, nn
 
 from neurons.stbif import quantize
+from vistream_neuro.tracing import trace
 
 
 def bounds(bits: int, signed: bool) -> tuple[int, int]:
@@ -108,18 +108,10 @@ def make_qann(model: nn.Module, bits: int) -> fx.GraphModule:
 
     ReLU / ReLU6 become unsigned ``bits``-bit quantizers.  A value without activation that feeds
     a conv or linear layer (MobileNetV2's linear bottlenecks, after their residual add) gets a
-    signed quantizer, or the next layer would receive analog values instead of spikes.  A module
-    called at several places (ResNet's shared ReLU) is copied so each place has its own scale.
+    signed quantizer, or the next layer would receive analog values instead of spikes.  The
+    network is traced into canonical form first (:func:`vistream_neuro.tracing.trace`).
     """
-    gm = fx.symbolic_trace(copy.deepcopy(model).eval())
-    seen: set[str] = set()
-    for node in gm.graph.nodes:
-        if node.op == "call_module":
-            if node.target in seen:
-                clone = f"{node.target.replace('.', '_')}_{node.name}"
-                gm.add_submodule(clone, copy.deepcopy(gm.get_submodule(node.target)))
-                node.target = clone
-            seen.add(node.target)
+    gm = trace(model)
     pos_max, neg_min = bounds(bits, signed=True)
     for node in list(gm.graph.nodes):
         if _is_analog(gm, node) and _feeds_synapse(gm, node):
