@@ -26,11 +26,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from backends.registry import lower
-from backends.torch_backend import integer_network
-from evals.synthetic import synthetic_video
+from evals.data.synthetic import synthetic_video
 from vistream_neuro import pipeline
+from vistream_neuro.backend import lower
+from vistream_neuro.deploy import integer_graph
 from vistream_neuro.fixed_point import check_float32_exact
+from vistream_neuro.options import ExecutionOptions
+from vistream_neuro.reference import DenseQANN
 from vistream_neuro.streaming import run_stream
 
 MODELS = ("mobilenetv2", "resnet18")
@@ -77,17 +79,17 @@ def prepared(model: str, size: tuple[int, int], batch: int, frames: int, device:
     ``device``, checked to stay exact in float32."""
     video = streams(model, size, frames, batch)
     net = pipeline.convert_model(model, video[:, 0], act_bits=4)
-    fx = integer_network(net, model)
+    fx = integer_graph(net)
     inputs = [fx.encode(f).float().to(device) for f in video]
     check_float32_exact(fx.graph, 2 * max(float(x.abs().max()) for x in inputs))
     return net, fx, video, inputs
 
 
-def snn_timing(sim, inputs: list[torch.Tensor], mode: str, reference: list[dict], qann_ms: float,
-               t_max: int = 1000) -> dict:
+def snn_timing(sim, inputs: list[torch.Tensor], options: ExecutionOptions, reference: list[dict],
+               qann_ms: float) -> dict:
     """Median ms per frame of ``sim`` on ``inputs``, its ratio to the QANN's ``qann_ms`` and its
     level mismatch against the dense QANN's ``reference`` levels (0 = exact)."""
-    results, times = frame_times(run_stream(sim, inputs, mode, t_max), sim.net.device)
+    results, times = frame_times(run_stream(sim, inputs, options), sim.net.device)
     return {"ms_per_frame": steady_median(times), "over_qann": steady_median(times) / qann_ms,
             "timesteps_mean": statistics.fmean(r.timesteps for r in results[1:] or results),
             "converged": all(r.converged for r in results),
@@ -102,8 +104,8 @@ def bench_case(model: str, size: tuple[int, int], batch: int, frames: int, devic
     row = {"model": model, "input_size": list(size), "batch": batch, "frames": frames,
            "device": device_name(device), "precision": "fixed"}
     ann = net.ann.float().to(device)
-    qann = lower(fx.graph, "torch", device=device, dtype=torch.float32)
-    reference = [r.levels for r in run_stream(qann, inputs, "reset")]
+    qann = DenseQANN(fx.graph, device, torch.float32)
+    reference = [r.levels for r in run_stream(qann, inputs, ExecutionOptions(mode="reset"))]
     with torch.no_grad():
         for name, forward, feed in (("ann", ann, [f.float().to(device) for f in video]),
                                     ("qann", qann.forward, inputs)):
@@ -112,9 +114,10 @@ def bench_case(model: str, size: tuple[int, int], batch: int, frames: int, devic
     for name, (mode, schedule, multistep) in runs.items():
         if not multistep and batch > 1:
             continue
-        sim = lower(fx.graph, "spikingjelly", device=device, dtype=torch.float32, schedule=schedule,
-                    multistep=multistep)
-        row[name] = snn_timing(sim, inputs, mode, reference, row["qann_ms_per_frame"], t_max)
+        options = ExecutionOptions(mode=mode, schedule=schedule, device=device.type, multistep=multistep,
+                                   t_max=t_max)
+        sim = lower(fx.graph, "spikingjelly", options, torch.float32)
+        row[name] = snn_timing(sim, inputs, options, reference, row["qann_ms_per_frame"])
     return row
 
 
@@ -125,11 +128,12 @@ def memory_run(model: str, size: tuple[int, int], frames: int, device: torch.dev
     _, fx, _, inputs = prepared(model, size, 1, distinct, device)
     feed = (inputs[i % distinct if (i // distinct) % 2 == 0 else distinct - 1 - i % distinct]
             for i in range(frames))  # back and forth: no jump at the wrap
-    sim = lower(fx.graph, "spikingjelly", device=device, dtype=torch.float32)
+    options = ExecutionOptions(device=device.type, t_max=1000)
+    sim = lower(fx.graph, "spikingjelly", options, torch.float32)
     marks: dict[str, float] = {}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for result in tqdm(run_stream(sim, feed, "locc", 1000), total=frames, desc="memory", leave=False):
+    for result in tqdm(run_stream(sim, feed, options), total=frames, desc="memory", leave=False):
         if result.index + 1 in (frames // 10, frames):
             key = "first_tenth" if result.index + 1 < frames else "end"
             marks[f"rss_mib_{key}"] = _rss_mib()

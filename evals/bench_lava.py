@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 
 from backends.lava.timing import compare_neurons
-from backends.registry import lower
-from evals.synthetic import synthetic_video
+from evals.data.synthetic import synthetic_video
+from vistream_neuro.backend import lower
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.pipeline import convert_model, normalise
 from vistream_neuro.streaming import run_stream
 
@@ -28,10 +29,11 @@ def network_run(model: str, size: tuple[int, int], frames: int) -> dict:
     graph = convert_model(model, video, act_bits=4, seed=3).graph
     batch = [f[None] for f in video]
     result = {"network": model, "input_size": list(size), "frames": frames, "mode": "locc"}
+    options = ExecutionOptions(precision="float64", t_max=1000)
     for backend in ("spikingjelly", "lava"):
-        sim = lower(graph, backend)
+        sim = lower(graph, backend, options)
         start = time.perf_counter()
-        steps = sum(r.timesteps for r in run_stream(sim, batch, "locc", t_max=1000))
+        steps = sum(r.timesteps for r in run_stream(sim, batch, options))
         result[f"{backend}_s"] = time.perf_counter() - start
         result["timesteps"] = steps
         if backend == "lava":

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import torch
 
-from evals.errors import DataError
-from evals.run import ArgParser, UsageError, _crop, _non_negative, _positive, parse_size
-from evals.stream import StreamConfig, load_frames
+from evals.cli.arguments import ArgParser, UsageError, non_negative, parse_crop, parse_size, positive
+from evals.data.errors import DataError
+from evals.harness.config import EvalConfig
+from evals.harness.stream import load_frames
 from vistream_neuro import calibration, models
-from vistream_neuro.models import CheckpointError
+from vistream_neuro.models import CheckpointError, ModelError
+from vistream_neuro.normalisation import NORMS, input_norm
 from vistream_neuro.pipeline import CALIBRATION_FRAMES, normalise
 from vistream_neuro.quant import make_qann
 from vistream_neuro.video import VideoError
@@ -27,20 +29,23 @@ from vistream_neuro.video import VideoError
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgParser(prog="python -m evals.calibrate", description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="mobilenetv2", help=f"one of: {', '.join(models.MODELS)}")
+    p.add_argument("--model", default="mobilenetv2",
+                   help=f"one of: {', '.join(models.MODELS)}, or package.module:factory")
+    p.add_argument("--input-norm", choices=NORMS,
+                   help="input normalisation of a package.module:factory model (default none)")
     p.add_argument("--weights", type=Path, help="float checkpoint (state dict) for --model")
     p.add_argument("--data", default="synthetic", help="synthetic (default) or a video file / frame folder")
-    p.add_argument("--start", type=_non_negative, default=0, help="first frame of the video")
-    p.add_argument("--frames", type=_positive, default=4 * CALIBRATION_FRAMES,
+    p.add_argument("--start", type=non_negative, default=0, help="first frame of the video")
+    p.add_argument("--frames", type=positive, default=4 * CALIBRATION_FRAMES,
                    help=f"calibration frames (default {4 * CALIBRATION_FRAMES}; evals.run calibrates on its "
                         f"first {CALIBRATION_FRAMES})")
     p.add_argument("--input-size", type=parse_size, help="network input HxW (default per model)")
-    p.add_argument("--crop", type=_crop, help="X,Y,W,H crop of each video frame before resizing")
-    p.add_argument("--act-bits", type=_positive, default=4)
+    p.add_argument("--crop", type=parse_crop, help="X,Y,W,H crop of each video frame before resizing")
+    p.add_argument("--act-bits", type=positive, default=4)
     p.add_argument("--calibration", choices=calibration.METHODS, default="distill")
     p.add_argument("--spatial", action="store_true",
                    help="distill against the feature map (as tracking tasks use it), not pooled features")
-    p.add_argument("--steps", type=_positive, default=calibration.DistillConfig.steps, help="distill steps")
+    p.add_argument("--steps", type=positive, default=calibration.DistillConfig.steps, help="distill steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="calibration file to write (.h5)")
     return p
@@ -49,13 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.model not in models.MODELS:
-            raise UsageError(f"--model {args.model}: valid models are {', '.join(models.MODELS)}")
-        size = args.input_size or models.DEFAULT_INPUT_SIZE[args.model]
+        models.check_model(args.model)
+        size = args.input_size or models.default_input_size(args.model)
+        norm = input_norm(args.input_norm)
         source = args.data if args.data == "synthetic" else Path(args.data)
-        config = StreamConfig(backend="torch", model=args.model, source=source, start=args.start,
-                              frames=args.frames, input_size=size, crop=args.crop, seed=args.seed)
-        frames = normalise(load_frames(config).double(), args.model)
+        config = EvalConfig(backend="torch", model=args.model, source=source, start=args.start,
+                            frames=args.frames, input_size=size, crop=args.crop, seed=args.seed)
+        frames = normalise(load_frames(config).double(), args.model, norm)
         start = time.perf_counter()
         ann = models.build(args.model, seed=args.seed, weights=args.weights, spatial=args.spatial).double()
         qann = make_qann(ann, args.act_bits).double()
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         calibration.save_calibration(args.out, ann, qann, meta)
         print(f"{args.calibration}: QANN cosine to float {meta['qann_cosine_to_ann']:.4f} on the "
               f"calibration frames; written: {args.out}")
-    except (UsageError, CheckpointError, VideoError, DataError) as exc:
+    except (UsageError, CheckpointError, ModelError, VideoError, DataError) as exc:
         print(f"evals.calibrate: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from evals.run import ArgParser, UsageError, parse_size
-from evals.synthetic import synthetic_video
+from evals.cli.arguments import ArgParser, UsageError, parse_size
+from evals.data.synthetic import synthetic_video
 from vistream_neuro import ir, models
 from vistream_neuro.ir_io import load_graph, save_graph
 from vistream_neuro.models import CheckpointError

@@ -7,7 +7,7 @@ ANN, the QANN and both SNN modes track side by side and are scored with motmetri
 and PoseTrack layouts via ``--data``); ``all`` runs the five on the built-in data and writes one
 table.  ``--task stream``: the backbone only, per frame the time steps to quiescence, the spikes and
 the deviation of the SNN from the QANN.  Writes ``report.json``, ``frames.csv``, ``layers.csv``,
-plots (and tracker results) under ``--out`` (DESIGN.md section 7).
+plots (and tracker results) under ``--out`` (docs/ARCHITECTURE.md, "Command line and reports").
 """
 
 from __future__ import annotations
@@ -18,97 +18,72 @@ from pathlib import Path
 
 import torch
 
-from backends.registry import BACKENDS, BackendUnavailableError, UnknownBackendError
-from evals.all_tasks import print_table, run_all
-from evals.errors import DataError
-from evals.mot import mot_task, mots_task
-from evals.posetrack import posetrack_task
-from evals.report import print_frames, print_sequences, print_summary, write_report
-from evals.sot import sot_task
-from evals.stream import PRECISIONS, SCHEDULE_CHOICES, StreamConfig, StreamResult, stream_compare
-from evals.tasks import Task, run_task
-from evals.vos import vos_task
+from evals.cli.arguments import (
+    ArgParser,
+    UsageError,
+    non_negative,
+    non_negative_float,
+    parse_crop,
+    parse_size,
+    positive,
+)
+from evals.data.errors import DataError
+from evals.harness.config import EvalConfig
+from evals.harness.stream import StreamOptions, stream_compare
+from evals.harness.tasks import Task, run_task
+from evals.reports.all_tasks import print_table, run_all
+from evals.reports.report import print_frames, print_sequences, print_summary, write_report
+from evals.tasks.mot.task import MotOptions, mot_task
+from evals.tasks.mots.task import mots_task
+from evals.tasks.posetrack.task import posetrack_task
+from evals.tasks.sot.task import sot_task
+from evals.tasks.vos.task import vos_task
 from vistream_neuro import calibration, models
-from vistream_neuro.accounting import ENCODINGS
-from vistream_neuro.convert import ConversionError
+from vistream_neuro.backend import (
+    BackendUnavailableError,
+    UnknownBackendError,
+    UnsupportedOptionsError,
+    get_backend,
+    registered,
+)
 from vistream_neuro.hardware import PRESETS as HW_PRESETS
 from vistream_neuro.ir import GraphError
-from vistream_neuro.models import CheckpointError
-from vistream_neuro.streaming import MODES
+from vistream_neuro.models import CheckpointError, ModelError
+from vistream_neuro.normalisation import NORMS, input_norm
+from vistream_neuro.options import ENCODINGS, MODES, PRECISIONS, SCHEDULES, ExecutionOptions, OptionsError
+from vistream_neuro.runner import StreamResult, comparison_options
+from vistream_neuro.tracing import ConversionError
 from vistream_neuro.video import VideoError
 
 TRACKING = {"mot": mot_task, "mots": mots_task, "sot": sot_task, "vos": vos_task, "posetrack": posetrack_task}
 TASKS = [*TRACKING, "all", "stream"]
 
 
-class UsageError(ValueError):
-    """Bad argument or input: reported in one line, exit code 2."""
-
-
-class ArgParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message
-        raise UsageError(message)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 128x64, got {text!r}") from None
-    if h < 8 or w < 8:
-        raise argparse.ArgumentTypeError(f"input size must be at least 8x8, got {text!r}")
-    return h, w
-
-
-def _crop(text: str) -> tuple[int, int, int, int]:
-    try:
-        x, y, w, h = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y,W,H such as 0,0,320,240, got {text!r}") from None
-    return x, y, w, h
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = ArgParser(prog="python -m evals.run", description=__doc__.splitlines()[0])
-    p.add_argument("--backend", required=True, help=f"one of: {', '.join(BACKENDS)}")
+    p.add_argument("--backend", required=True, help=f"one of: {', '.join(sorted(registered()))}")
     p.add_argument("--task", default="mot",
                    help="mot (default: multi-object tracking on the synthetic sequences), mots (with masks), "
                         "sot (single object), vos (segmentation propagation), posetrack (people and "
                         "keypoints), all (the five tracking tasks, one table) or stream (backbone only)")
-    p.add_argument("--model", default="tiny", help=f"one of: {', '.join(models.MODELS)} (default tiny)")
+    p.add_argument("--model", default="tiny",
+                   help=f"one of: {', '.join(models.MODELS)} (default tiny), or package.module:factory (a "
+                        "callable returning your own torch module)")
+    p.add_argument("--input-norm", choices=NORMS,
+                   help="input normalisation of a package.module:factory model: none (default) or imagenet "
+                        "(built-in models have their own)")
     p.add_argument("--weights", type=Path,
                    help="checkpoint (state dict) for --model, or a calibration file written by "
                         "python -m evals.calibrate (float network and calibrated QANN, used as saved)")
     p.add_argument("--data", default="synthetic",
                    help="synthetic (built-in moving objects, default) or a video file / frame folder")
     p.add_argument("--video", type=Path, help="video file or folder of frames (overrides --data)")
-    p.add_argument("--start", type=_non_negative, default=0, help="first frame of the video")
-    p.add_argument("--frames", type=_positive,
+    p.add_argument("--start", type=non_negative, default=0, help="first frame of the video")
+    p.add_argument("--frames", type=positive,
                    help="frames per sequence (default: all for tracking, 10 for stream)")
     p.add_argument("--input-size", type=parse_size, help="network input HxW (default per model)")
-    p.add_argument("--crop", type=_crop, help="X,Y,W,H crop of each video frame before resizing")
-    p.add_argument("--act-bits", type=_positive, default=4, help="activation bits (default 4)")
+    p.add_argument("--crop", type=parse_crop, help="X,Y,W,H crop of each video frame before resizing")
+    p.add_argument("--act-bits", type=positive, default=4, help="activation bits (default 4)")
     p.add_argument("--calibration", choices=calibration.METHODS,
                    help="activation scale calibration on the first frames: percentile (default) or mse "
                         "(one scale per layer), perchannel (one per channel, plus bias correction) or "
@@ -123,30 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "OpenCV's HOG people detector (default for a plain video)")
     p.add_argument("--det-noise", type=float, default=0.0,
                    help="tracking without det.txt: jitter of ground-truth boxes, fraction of size")
-    p.add_argument("--t-max", type=_positive, default=512, help="max time steps per frame")
+    p.add_argument("--t-max", type=positive, default=512, help="max time steps per frame")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fixed",
+    p.add_argument("--precision", choices=PRECISIONS, default="fixed",
                    help="fixed (default): the integer graph (8-bit weights, per-channel thresholds, as Lava "
                         "fixed_pt), exact in float32 while its sums stay below 2^24, else float64; or "
                         "float64 / float32 on the float graph")
-    p.add_argument("--schedule", choices=SCHEDULE_CHOICES, default="timestep",
+    p.add_argument("--schedule", choices=(*SCHEDULES, "all"), default="timestep",
                    help="timestep (default: all layers advance one step together, ViStream), layerwise "
                         "(each layer takes all its input, then fires: the minimum spikes), or all (LoCC "
-                        "in every schedule and encoding side by side; spikingjelly)")
+                        "in every schedule and encoding side by side)")
     p.add_argument("--spikes", choices=ENCODINGS, default="ternary",
                    help="ternary (default: one +1/-1 event per quantum) or graded (one message carrying "
                         "a neuron's change, counted as one event per target)")
-    p.add_argument("--frame-stride", type=_positive, default=1,
+    p.add_argument("--frame-stride", type=positive, default=1,
                    help="stream: use every k-th frame of the source (default 1)")
-    p.add_argument("--sigma-delta", type=_non_negative_float, nargs="?", const=1.0, metavar="FACTOR",
+    p.add_argument("--sigma-delta", type=non_negative_float, nargs="?", const=1.0, metavar="FACTOR",
                    help="also run the sigma-delta baseline (Lava's SigmaDelta neurons, threshold FACTOR x "
                         "the layer's scale; FACTOR defaults to 1)")
-    p.add_argument("--hysteresis", type=_non_negative_float, default=0.0, metavar="STEPS",
+    p.add_argument("--hysteresis", type=non_negative_float, default=0.0, metavar="STEPS",
                    help="levels move only once their input leaves the rounding band by more than STEPS "
                         "(in [0, 1); 0.25: noise near a boundary stops flipping levels, far fewer events); "
                         "QANN and SNN alike (the QANN remembers its levels); layerwise LoCC only, "
                         "without --compare (default 0)")
-    p.add_argument("--input-deadband", type=_non_negative, default=0, metavar="LEVELS",
+    p.add_argument("--input-deadband", type=non_negative, default=0, metavar="LEVELS",
                    help="hold each input value until it changes by more than LEVELS 8-bit steps (a "
                         "change-detecting sensor): noise sends nothing; QANN and SNN see the held "
                         "frames, the ANN the real ones (default 0: every change passes)")
@@ -160,53 +135,52 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args: argparse.Namespace) -> StreamConfig:
-    if args.backend not in BACKENDS:
-        raise UnknownBackendError(args.backend)
+def _config(args: argparse.Namespace) -> EvalConfig:
+    """The run's configuration, every argument checked before any computation."""
+    backend = get_backend(args.backend)
     if args.task not in TASKS:
         raise UsageError(f"--task {args.task}: valid tasks are {', '.join(TASKS)}")
     if args.task == "all" and (args.data != "synthetic" or args.video is not None):
         raise UsageError("--task all runs every task on the built-in synthetic data; give --data to one task")
-    if args.model not in models.MODELS:
-        raise UsageError(f"--model {args.model}: valid models are {', '.join(models.MODELS)}")
+    models.check_model(args.model)
+    if args.input_norm is not None and not models.is_user_model(args.model):
+        raise UsageError(f"--input-norm applies to a package.module:factory model; {args.model} has its own")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: torch sees no CUDA device on this machine")
     source = args.video if args.video is not None else args.data
     stream = args.task == "stream"
     if not 0 <= args.det_noise < 1:
         raise UsageError(f"--det-noise must be in [0, 1), got {args.det_noise}")
-    if args.spikes == "graded" and args.schedule == "timestep":
-        raise UsageError("--spikes graded needs --schedule layerwise (a timestep message holds one quantum)")
     if args.frame_stride != 1 and not stream:
         raise UsageError("--frame-stride applies to --task stream")
     compare = not stream if args.compare is None else args.compare
-    if args.hysteresis:
-        if args.hysteresis >= 1:
-            raise UsageError(f"--hysteresis must be in [0, 1) steps, got {args.hysteresis}")
-        if args.schedule != "layerwise" or args.mode != "locc" or compare:
-            raise UsageError("--hysteresis runs the layerwise LoCC stream alone: give --schedule layerwise "
-                             "and --no-compare (reset and timestep runs cannot follow levels with memory)")
+    all_schedules = args.schedule == "all"
+    execution = ExecutionOptions(
+        precision=args.precision, mode=args.mode, schedule="timestep" if all_schedules else args.schedule,
+        spikes=args.spikes, hysteresis=args.hysteresis, t_max=args.t_max, device=args.device,
+        force=args.force)
+    for options, _ in comparison_options(execution, compare=compare, all_schedules=all_schedules,
+                                         sigma_delta_factor=args.sigma_delta).values():
+        backend.check(options)
     method = args.calibration or "percentile"
     if args.weights is not None and calibration.is_calibration_file(args.weights):
         method = calibration.calibration_meta(args.weights)["method"]
         if args.calibration not in (None, method):
             raise UsageError(f"--calibration {args.calibration}: --weights {args.weights} holds a "
                              f"{method} calibration, which is used as saved")
-    return StreamConfig(
+    return EvalConfig(
         backend=args.backend, task=args.task, model=args.model, weights=args.weights,
         source=source if source == "synthetic" else Path(source), start=args.start,
         frames=args.frames or (10 if stream else None),
-        input_size=args.input_size or (models.DEFAULT_INPUT_SIZE[args.model] if stream else None),
-        crop=args.crop, act_bits=args.act_bits, calibration=method, mode=args.mode,
-        compare=compare, det_noise=args.det_noise,
-        detections=args.detections,
-        t_max=args.t_max, device=args.device, precision=args.precision, seed=args.seed,
-        force=args.force, frame_stride=args.frame_stride, sigma_delta=args.sigma_delta, hw_map=args.hw_map,
-        schedule=args.schedule, spikes=args.spikes, input_deadband=args.input_deadband,
-        hysteresis=args.hysteresis)
+        input_size=args.input_size or (models.default_input_size(args.model) if stream else None),
+        crop=args.crop, act_bits=args.act_bits, calibration=method, input_norm=input_norm(args.input_norm),
+        seed=args.seed, execution=execution, compare=compare, all_schedules=all_schedules,
+        sigma_delta=args.sigma_delta, hw_map=args.hw_map, input_deadband=args.input_deadband,
+        task_options={"mot": MotOptions(args.detections, args.det_noise),
+                      "stream": StreamOptions(args.frame_stride)})
 
 
-def run_tracking(task: Task, config: StreamConfig, out: Path) -> tuple[StreamResult, dict]:
+def run_tracking(task: Task, config: EvalConfig, out: Path) -> tuple[StreamResult, dict]:
     result = run_task(task, config)
     print_sequences(config, result, task)
     report = write_report(out, config, result, task)
@@ -215,7 +189,7 @@ def run_tracking(task: Task, config: StreamConfig, out: Path) -> tuple[StreamRes
     return result, report
 
 
-def run_stream(config: StreamConfig, out: Path) -> None:
+def run_stream(config: EvalConfig, out: Path) -> None:
     result = stream_compare(config)
     print_frames(config, result.runs[config.mode])
     print_summary(write_report(out, config, result))
@@ -233,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             run_stream(config, args.out)
         else:
             run_tracking(TRACKING[config.task](config), config, args.out)
-    except (UsageError, UnknownBackendError, BackendUnavailableError, ConversionError, GraphError,
-            CheckpointError, VideoError, DataError) as exc:
+    except (UsageError, UnknownBackendError, BackendUnavailableError, UnsupportedOptionsError, OptionsError,
+            ConversionError, GraphError, CheckpointError, ModelError, VideoError, DataError) as exc:
         print(f"evals.run: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -19,13 +19,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
-from evals.atomic import write_atomic, write_csv
-from evals.hw_report import hw_map_section
-from evals.plots import save_figure
-from evals.run import ArgParser, UsageError, parse_size
-from evals.stream import SIGMA_DELTA, StreamConfig, stream_compare
+from evals.cli.arguments import ArgParser, UsageError, parse_size
+from evals.harness.config import EvalConfig
+from evals.harness.stream import StreamOptions, stream_compare, stream_options
+from evals.reports.hw_report import hw_map_section
+from evals.reports.plots import save_figure
+from evals.reports.tables import write_csv
 from vistream_neuro import models
+from vistream_neuro.atomic import write_atomic
 from vistream_neuro.hardware import PRESETS
+from vistream_neuro.runner import SIGMA_DELTA
 
 RUNS = ("ann", "reset", "locc", SIGMA_DELTA)
 
@@ -60,14 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def sweep_row(config: StreamConfig) -> dict:
+def sweep_row(config: EvalConfig) -> dict:
     result = stream_compare(config)
     section = hw_map_section(result, config.hw_map)
     runs = section["runs"]
     locc = result.runs["locc"]
     return {
         "act_bits": config.act_bits, "input_size": "x".join(map(str, config.input_size)),
-        "stride": config.frame_stride, "cores": section["cores"], "chips": section["chips"],
+        "stride": stream_options(config).frame_stride, "cores": section["cores"], "chips": section["chips"],
         "cosine_qann_snn": result.qann_cosine_to_ann, "cosine_sigma_delta": result.sigma_delta_cosine_to_ann,
         "snn_max_abs_err_vs_qann": max(r.max_abs_err for r in locc),
         **{f"sops_{run}": runs[run]["per_frame_steady"]["sops"] for run in RUNS},
@@ -104,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         grid = list(itertools.product(args.act_bits, sizes, args.stride))
         rows = []
         for bits, size, stride in tqdm(grid, desc="configurations", disable=None):
-            rows.append(sweep_row(StreamConfig(
+            rows.append(sweep_row(EvalConfig(
                 backend=args.backend, model=args.model, source=args.video or "synthetic", frames=args.frames,
                 input_size=size, act_bits=bits, compare=True, sigma_delta=args.sigma_delta, hw_map=args.hw,
-                frame_stride=stride, seed=args.seed)))
+                seed=args.seed, task_options={"stream": StreamOptions(stride)})))
     except (UsageError, ValueError, OSError) as exc:
         print(f"evals.sweep: error: {exc}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
 A task says how to load its sequences, which head follows one sequence for one network, how to
 score the heads and how to write their output in the dataset's own result format.  :func:`run_task`
 is the single loop: it converts the backbone once, streams every sequence through the dense ANN, the
-QANN and the SNN modes in lockstep (:class:`evals.stream.Lockstep`) and hands each network's
+QANN and the SNN runs in lockstep (:class:`vistream_neuro.runner.Lockstep`) and hands each network's
 features of each frame to that network's head, so differences between networks come from the
 features alone.
 """
@@ -20,8 +20,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from evals.stream import Lockstep, StreamConfig, StreamResult
-from vistream_neuro.pipeline import convert_model, normalise
+from evals.harness.config import EvalConfig
+from evals.harness.stream import convert, lockstep
+from vistream_neuro.pipeline import normalise
+from vistream_neuro.runner import StreamResult
+from vistream_neuro.tracing import ConversionError
 
 
 class Head(Protocol):
@@ -54,13 +57,13 @@ class Column:
 @dataclass
 class Task:
     name: str
-    load: Callable[[StreamConfig], Sequence[TrackedSequence]]
+    load: Callable[[EvalConfig], Sequence[TrackedSequence]]
     # per sequence: the head of each network; ``prepare`` runs once per sequence (e.g. a detector)
     head: Callable[[Any, Any], Head]
     summarise: Callable[[dict[str, Head], Sequence[TrackedSequence]], dict[str, dict[str, float]]]
     write: Callable[[Path, str, Any], None]  # (folder, sequence name, head output)
     columns: tuple[Column, ...]
-    prepare: Callable[[Any, StreamConfig], Any] = lambda seq, config: None
+    prepare: Callable[[Any, EvalConfig], Any] = lambda seq, config: None
     describe: Callable[[Any, dict[str, Head]], dict] = lambda seq, heads: {}
 
 
@@ -80,23 +83,25 @@ def correspondence_features(features: torch.Tensor) -> torch.Tensor:
     return F.normalize(features - features.mean(dim=(2, 3), keepdim=True), dim=1)
 
 
-def network_input(seq: TrackedSequence, config: StreamConfig, size: tuple[int, int]) -> torch.Tensor:
+def network_input(seq: TrackedSequence, config: EvalConfig, size: tuple[int, int]) -> torch.Tensor:
     frames = torch.from_numpy(seq.frames).double()
     if tuple(frames.shape[-2:]) != size:
         frames = F.interpolate(frames, size=size, mode="area")
-    return normalise(frames, config.model)
+    return normalise(frames, config.model, config.input_norm)
 
 
-def run_task(task: Task, config: StreamConfig) -> StreamResult:
+def run_task(task: Task, config: EvalConfig) -> StreamResult:
     """Every sequence through every network and its head; metrics per network and sequence."""
     sequences = task.load(config)
     size = config.input_size or tuple(sequences[0].frames.shape[-2:])
     inputs = [network_input(s, config, size) for s in sequences]
-    net = convert_model(config.model, inputs[0], config.act_bits, config.seed,
-                        config.weights, config.calibration, spatial=True)
-    runner = Lockstep(net, config, sum(len(x) for x in inputs))
+    net = convert(config, inputs[0], spatial=True)
+    if len(net.graph.shapes[net.graph.output]) != 3:
+        raise ConversionError(f"--model {config.model}: the {task.name} task reads a (C, H, W) feature map, "
+                              f"but the network's output is {net.graph.shapes[net.graph.output]}")
+    runner = lockstep(net, config, sum(len(x) for x in inputs))
     result = runner.result
-    variants = ["ann", "qann", *runner.modes]
+    variants = ["ann", "qann", *runner.names]
     heads: dict[str, dict[str, Head]] = {v: {} for v in variants}
     for seq, frames in tqdm(list(zip(sequences, inputs, strict=True)), desc="sequences", disable=None):
         shared = task.prepare(seq, config)

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from evals.atomic import write_atomic
-from evals.plots import plot_sops_by_task
-from evals.stream import StreamConfig, StreamResult
-from evals.tasks import Task
+from evals.harness.config import EvalConfig
+from evals.harness.tasks import Task
+from evals.reports.plots import plot_sops_by_task
+from vistream_neuro.atomic import write_atomic
+from vistream_neuro.runner import StreamResult
 
 ENERGY_MODEL = "loihi"
 
@@ -38,8 +39,8 @@ def task_row(task: Task, report: dict) -> dict[str, dict]:
     return rows
 
 
-def run_all(config: StreamConfig, out: Path, tasks: dict[str, Callable[[StreamConfig], Task]],
-            run: Callable[[Task, StreamConfig, Path], tuple[StreamResult, dict]]) -> dict:
+def run_all(config: EvalConfig, out: Path, tasks: dict[str, Callable[[EvalConfig], Task]],
+            run: Callable[[Task, EvalConfig, Path], tuple[StreamResult, dict]]) -> dict:
     """Run every task of ``tasks`` with ``run(task, config, folder)``; write and return the table."""
     table, results = {}, {}
     for name, make in tasks.items():

@@ -8,8 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from evals.atomic import write_csv
-from evals.plots import save_figure
+from evals.reports.plots import save_figure
+from evals.reports.tables import write_csv
 from vistream_neuro.hardware import hardware_model
 from vistream_neuro.hw_mapping import Mapper, dense_frame_ops
 

@@ -1,6 +1,7 @@
 """Reports of a run: terminal tables, ``report.json``, ``frames.csv``, ``layers.csv`` and plots.
 
-Keys follow DESIGN.md section 7; every figure of a comparison comes from the same run.
+Keys follow docs/ARCHITECTURE.md, "Command line and reports"; every figure of a comparison comes
+from the same run.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.atomic import write_atomic, write_csv
-from evals.hw_report import hw_map_section, print_hw_map, write_hw_map
-from evals.plots import write_plots
-from evals.stream import SCHEDULE_RUNS, SIGMA_DELTA, FrameRecord, StreamConfig, StreamResult
-from evals.tasks import Task
+from evals.harness.config import EvalConfig
+from evals.harness.tasks import Task
+from evals.reports.hw_report import hw_map_section, print_hw_map, write_hw_map
+from evals.reports.plots import write_plots
+from evals.reports.tables import write_csv
 from vistream_neuro import calibration, ir
+from vistream_neuro.atomic import write_atomic
 from vistream_neuro.energy import MODELS as ENERGY_MODELS
+from vistream_neuro.runner import SCHEDULE_RUNS, SIGMA_DELTA, FrameRecord, StreamResult
 
 
 def _mean(values) -> float:
@@ -63,18 +66,10 @@ def dense_summary(ann_macs: int, frames: int) -> dict:
             "timesteps_mean": 1, "energy_pj_per_frame": energy, "energy_pj_per_frame_steady": energy}
 
 
-def build_report(config: StreamConfig, result: StreamResult) -> dict:
+def build_report(config: EvalConfig, result: StreamResult) -> dict:
     ann_macs = sum(result.ann_macs.values())
     records = result.runs[config.mode]
-    frames = [{
-        **({"sequence": r.sequence} if r.sequence else {}),
-        "index": r.index, "timesteps": r.timesteps, "converged": r.converged,
-        "sops": r.ops.total_sops, "input_macs": r.ops.total_input_macs, "ann_macs": ann_macs,
-        "spikes": r.ops.total_spikes, "spikes_pos": sum(r.ops.spikes_pos.values()),
-        "spikes_neg": sum(r.ops.spikes_neg.values()), "min_spikes": r.ops.total_min_spikes,
-        "max_abs_err": r.max_abs_err, "level_mismatch": r.level_mismatch,
-        "energy_pj": frame_energy(r),
-    } for r in records]
+    frames = [{**r.as_dict(ann_macs), "energy_pj": frame_energy(r)} for r in records]
     summary = snn_summary(records, ann_macs)
     summary["metrics"] = result.metrics.get(config.mode, {})
     summary["qann_cosine_to_ann"] = result.qann_cosine_to_ann
@@ -97,11 +92,12 @@ def build_report(config: StreamConfig, result: StreamResult) -> dict:
                                                    cosine_to_ann=result.sigma_delta_cosine_to_ann)
     report = {
         "backend": config.backend, "task": config.task, "model": config.model, "mode": config.mode,
-        "precision": config.precision, "schedule": config.schedule, "spikes": config.spikes,
+        "precision": config.execution.precision, "schedule": config.schedule,
+        "spikes": config.execution.spikes,
         "input_size": list(result.graph.input_shape[1:]),
         "act_bits": config.act_bits, "source": str(config.source), "start": config.start,
         "calibration": config.calibration, "input_deadband": config.input_deadband,
-        "hysteresis": config.hysteresis, "frames": frames, "summary": summary,
+        "hysteresis": config.execution.hysteresis, "frames": frames, "summary": summary,
     }
     if config.weights is not None and calibration.is_calibration_file(config.weights):
         report["calibration_file"] = {"path": str(config.weights),
@@ -140,7 +136,7 @@ def layer_rows(result: StreamResult) -> list[dict]:
     return rows
 
 
-def write_report(out: Path, config: StreamConfig, result: StreamResult, task: Task | None = None) -> dict:
+def write_report(out: Path, config: EvalConfig, result: StreamResult, task: Task | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report = build_report(config, result)
     flat = [{k: v for k, v in f.items() if k != "energy_pj"}
@@ -164,11 +160,11 @@ def write_tracks(out: Path, result: StreamResult, task: Task) -> None:
             task.write(out / network, name, output)
 
 
-def print_sequences(config: StreamConfig, result: StreamResult, task: Task) -> None:
+def print_sequences(config: EvalConfig, result: StreamResult, task: Task) -> None:
     """Task metrics per sequence and network, the overall row last; for a sequence without ground
     truth (a plain video), the tracks each network found.  ``=QANN``: output identical to the QANN's."""
     print(f"task={config.task} backend={config.backend} model={config.model} "
-          f"precision={config.precision} input={'x'.join(map(str, result.graph.input_shape[1:]))} "
+          f"precision={config.execution.precision} input={'x'.join(map(str, result.graph.input_shape[1:]))} "
           f"act_bits={config.act_bits} source={config.source}")
     print(f"{'sequence':>12} {'network':>7} " + " ".join(f"{c.header:>8}" for c in task.columns)
           + f" {'frames':>6} {'=QANN':>5}")
@@ -185,14 +181,14 @@ def print_sequences(config: StreamConfig, result: StreamResult, task: Task) -> N
             print(f"{name:>12} {network:>7} {scores} {frames:>6} {equal:>5}")
 
 
-def print_frames(config: StreamConfig, records: list[FrameRecord]) -> None:
+def print_frames(config: EvalConfig, records: list[FrameRecord]) -> None:
     print(f"backend={config.backend} model={config.model} mode={config.mode} "
-          f"precision={config.precision} input={config.input_size[0]}x{config.input_size[1]} "
+          f"precision={config.execution.precision} input={config.input_size[0]}x{config.input_size[1]} "
           f"act_bits={config.act_bits} source={config.source}")
     print(f"{'frame':>5} {'timesteps':>9} {'SOPs':>12} {'input MACs':>11} {'spikes':>10} "
           f"{'min spikes':>10} {'max|SNN-QANN|':>14} {'level_mismatch':>14}")
     for r in records:
-        flag = "" if r.converged else f"  (not quiet after --t-max {config.t_max})"
+        flag = "" if r.converged else f"  (not quiet after --t-max {config.execution.t_max})"
         print(f"{r.index:>5} {r.timesteps:>9} {r.ops.total_sops:>12} {r.ops.total_input_macs:>11} "
               f"{r.ops.total_spikes:>10} {r.ops.total_min_spikes:>10} {r.max_abs_err:>14.3e} "
               f"{r.level_mismatch:>14.3e}{flag}")

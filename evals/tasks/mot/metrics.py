@@ -19,7 +19,7 @@ from functools import cached_property
 import motmetrics as mm
 import numpy as np
 
-from evals.hota import hota_combine, hota_sequence, hota_summary
+from evals.tasks.mot.hota import hota_combine, hota_sequence, hota_summary
 
 METRICS = ["mota", "motp", "idf1", "num_switches", "precision", "recall", "num_false_positives",
            "num_misses", "mostly_tracked", "mostly_lost", "num_fragmentations", "num_objects"]

@@ -1,7 +1,7 @@
 """The MOT task: one appearance model (the converted backbone, on any backend) serving UniTrack's
-MOT head, scored with motmetrics, for the dense ANN, the QANN and every SNN mode side by side.
+MOT head, scored with motmetrics, for the dense ANN, the QANN and every SNN run side by side.
 
-All networks see the same frames in one process (:class:`evals.stream.Lockstep`); each feeds its
+All networks see the same frames in one process (:class:`vistream_neuro.runner.Lockstep`); each feeds its
 own tracker with the same detections, so differences in tracking come from the features alone.
 Detections are the ground-truth boxes of visible objects by default (ViStream's configs do
 this), optionally jittered by ``det_noise`` (a fraction of the box size), the sequence's
@@ -13,48 +13,49 @@ gives per network the tracks found and whether they equal the QANN's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from evals.detector import HogPeopleDetector
-from evals.mot_data import (
+from evals.harness.config import EvalConfig
+from evals.harness.tasks import Column, Task
+from evals.tasks.mot.data import (
     MotDataError,
     MotSequence,
     read_mot_dataset,
     synthetic_mot_dataset,
     write_mot_results,
 )
-from evals.mot_metrics import Matching, accumulate, scored_ground_truth, summarise
-from evals.mot_tracker import JDETracker, embed, embed_masks
-from evals.mots_data import (
-    IGNORE,
-    IGNORE_KEY,
-    PEDESTRIAN,
-    MotsRow,
-    bounding_box,
-    mots_accumulate,
-    mots_summarise,
-    read_mots_dataset,
-    write_mots_txt,
-)
-from evals.stream import StreamConfig
-from evals.tasks import Column, Task, same_records
+from evals.tasks.mot.detector import HogPeopleDetector
+from evals.tasks.mot.metrics import Matching, accumulate, scored_ground_truth, summarise
+from evals.tasks.mot.tracker import JDETracker, embed
 from vistream_neuro.video import IMAGE_SUFFIXES, frame_rate, read_video
 
 
-def load_sequences(config: StreamConfig) -> list[MotSequence]:
+@dataclass(frozen=True)
+class MotOptions:
+    """``detections``: ``gt`` boxes (ViStream's protocol), ``det`` (det.txt) or ``hog`` (OpenCV's
+    people detector); None: gt, or hog for a plain video.  ``det_noise``: jitter of ground-truth
+    boxes, a fraction of the box size."""
+
+    detections: str | None = None
+    det_noise: float = 0.0
+
+
+def mot_options(config: EvalConfig) -> MotOptions:
+    return config.options_for("mot", MotOptions())
+
+
+def load_sequences(config: EvalConfig, read=read_mot_dataset) -> list[MotSequence]:
+    """The synthetic sequences, a plain video, or a MOTChallenge folder read with ``read``."""
     if config.source == "synthetic":
         sequences = synthetic_mot_dataset(seed=config.seed)
-        return [s if config.frames is None else _prefix(s, config.frames) for s in sequences]
+        return [s if config.frames is None else prefix(s, config.frames) for s in sequences]
     if is_plain_video(config.source):
-        if config.task == "mots":
-            raise MotDataError(f"{config.source}: --task mots needs a MOTS20 folder with instance masks "
-                               "(seqinfo.ini, img1/, gt/gt.txt)")
         frames = read_video(config.source, config.start, config.frames, config.crop)
         return [MotSequence(config.source.stem, frames, frame_rate(config.source), np.zeros((0, 9)))]
-    read = read_mots_dataset if config.task == "mots" else read_mot_dataset
     return read(config.source, start=config.start, max_frames=config.frames)
 
 
@@ -66,15 +67,15 @@ def is_plain_video(source: Path) -> bool:
             and any(p.suffix.lower() in IMAGE_SUFFIXES for p in source.iterdir()))
 
 
-def detection_source(config: StreamConfig) -> str:
-    """``config.detections``, or its default: ground truth, or HOG for a plain video."""
-    if config.detections is not None:
-        return config.detections
+def detection_source(config: EvalConfig) -> str:
+    """The task's ``detections``, or its default: ground truth, or HOG for a plain video."""
+    if mot_options(config).detections is not None:
+        return mot_options(config).detections
     plain = config.source != "synthetic" and is_plain_video(config.source)
     return "hog" if plain else "gt"
 
 
-def _prefix(seq: MotSequence, frames: int) -> MotSequence:
+def prefix(seq: MotSequence, frames: int) -> MotSequence:
     def keep(rows):
         return None if rows is None else rows[rows[:, 0] <= frames]
 
@@ -137,50 +138,7 @@ class BoxHead:
         return accumulate(self.seq.gt, self.output())
 
 
-class MaskHead(BoxHead):
-    """MOTS: ground-truth instance masks in (their boxes drive the motion model), mask-pooled
-    embeddings, the matched detection's mask out, scored by mask IoU (sMOTSA)."""
-
-    def __init__(self, seq: MotSequence, dets: None = None) -> None:
-        self.gt = gt_rows(seq)
-        self.masks = [[r.mask for r in self.gt if r.frame == t] for t in range(1, len(seq.frames) + 1)]
-        super().__init__(seq, [(np.array([bounding_box(m) for m in masks], dtype=float).reshape(-1, 4),
-                                np.ones(len(masks))) for masks in self.masks])
-
-    def embed(self, features: torch.Tensor, t: int) -> np.ndarray:
-        return embed_masks(features, self.masks[t])
-
-    def record(self, t: int, tracked: np.ndarray) -> None:
-        self._rows += [MotsRow(t + 1, PEDESTRIAN * 1000 + int(r[0]), PEDESTRIAN, self.masks[t][int(r[5])])
-                       for r in tracked]
-
-    def output(self) -> list:
-        return self._rows
-
-    def same_as(self, other: MaskHead) -> bool:
-        return same_records(self.output(), other.output())
-
-    def track_count(self) -> int:
-        return len({r.id for r in self._rows})
-
-    def accumulate(self) -> Matching:
-        return mots_accumulate(self.gt + ignore_rows(self.seq), self._rows)
-
-
-def gt_rows(seq: MotSequence) -> list:
-    """Pedestrian instance masks with visible pixels, in frame order, as MOTS rows."""
-    if not seq.masks:
-        raise MotDataError(f"{seq.path or seq.name}: --task mots needs instance masks (MOTS gt.txt)")
-    return [MotsRow(f, PEDESTRIAN * 1000 + i, PEDESTRIAN, m) for (f, i), m in sorted(seq.masks.items())
-            if i != IGNORE_KEY and m.any()]
-
-
-def ignore_rows(seq: MotSequence) -> list:
-    return [MotsRow(f, IGNORE * 1000, IGNORE, m) for (f, i), m in sorted(seq.masks.items())
-            if i == IGNORE_KEY]
-
-
-def _summarise_with(summarise):
+def summarise_with(summarise):
     """Score the sequences that have ground truth; a plain video has none and is left unscored."""
     def run(heads: dict[str, BoxHead], sequences) -> dict:
         scored = {name: head.accumulate() for name, head in heads.items() if len(head.seq.gt)}
@@ -188,7 +146,7 @@ def _summarise_with(summarise):
     return run
 
 
-def _describe(config_detections):
+def describe(config_detections):
     return lambda seq, heads: {"detections": config_detections,
                                "tracks": {v: h.track_count() for v, h in heads.items()}}
 
@@ -197,21 +155,12 @@ MOT_COLUMNS = (Column("MOTA", "mota"), Column("IDF1", "idf1"), Column("HOTA", "h
                Column("switches", "num_switches", ".0f"), Column("MOTP", "motp"))
 
 
-def mot_task(config: StreamConfig) -> Task:
+def mot_task(config: EvalConfig) -> Task:
     source = detection_source(config)
-    return Task("mot", load_sequences, BoxHead, _summarise_with(summarise), _write_mot, MOT_COLUMNS,
-                prepare=lambda seq, c: detections(seq, source, c.det_noise, c.seed),
-                describe=_describe(source))
-
-
-def mots_task(config: StreamConfig) -> Task:
-    return Task("mots", load_sequences, MaskHead, _summarise_with(mots_summarise), _write_mots,
-                (Column("sMOTSA", "smotsa"), *MOT_COLUMNS), describe=_describe("gt masks"))
+    return Task("mot", load_sequences, BoxHead, summarise_with(summarise), _write_mot, MOT_COLUMNS,
+                prepare=lambda seq, c: detections(seq, source, mot_options(c).det_noise, c.seed),
+                describe=describe(source))
 
 
 def _write_mot(folder: Path, name: str, rows: np.ndarray) -> None:
     write_mot_results(folder / f"{name}.txt", rows)
-
-
-def _write_mots(folder: Path, name: str, rows: list) -> None:
-    write_mots_txt(folder / f"{name}.txt", rows)

@@ -58,10 +58,15 @@ class JDETracker(Tracker):
         super().__init__(metric, max_iou_distance=max_iou_distance, max_age=max_age, n_init=n_init)
         self.appearance_weight = appearance_weight
 
-    def _fused_cost(self, tracks, dets, track_indices, detection_indices) -> np.ndarray:
+    def appearance_cost(self, tracks, dets, track_indices, detection_indices) -> np.ndarray:
+        """Cosine distance of each detection's embedding to each track's gallery."""
         features = np.array([dets[i].feature for i in detection_indices])
         targets = np.array([tracks[i].track_id for i in track_indices])
-        cost = self.metric.distance(features, targets)
+        return self.metric.distance(features, targets)
+
+    def _fused_cost(self, tracks, dets, track_indices, detection_indices) -> np.ndarray:
+        """JDE's cost: the appearance cost blended with the Kalman motion distance, gated at chi2 95%."""
+        cost = self.appearance_cost(tracks, dets, track_indices, detection_indices)
         measurements = np.asarray([dets[i].to_xyah() for i in detection_indices])
         for row, t in enumerate(track_indices):
             motion = self.kf.gating_distance(tracks[t].mean, tracks[t].covariance, measurements)

@@ -4,7 +4,7 @@ A MOTS txt file has one line per object per frame, ``frame id class_id img_heigh
 last field a COCO compressed RLE counts string; ``id = class_id * 1000 + instance``, class 2 is a
 pedestrian and class 10 (id 10000) an ignore region.  Masks of one frame never overlap.  RLE coding,
 areas, unions and IoUs are pycocotools'.  Sequence folders are MOTS20's: ``seqinfo.ini``, ``img1/``
-and ``gt/gt.txt`` in the MOTS format, read with the MOT reader's code (:mod:`evals.mot_data`).
+and ``gt/gt.txt`` in the MOTS format, read with the MOT reader's code (:mod:`evals.tasks.mot.layout`).
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ import motmetrics as mm
 import numpy as np
 import pycocotools.mask as rletools
 
-from evals.atomic import write_atomic
-from evals.mot_data import (
+from evals.tasks.mot.layout import (
     MotDataError,
     MotSequence,
-    _frame_count,
-    _read_frames,
-    _read_seqinfo,
-    _sequence_folders,
-    _write_sequence,
+    frame_count,
+    read_frames,
+    read_seqinfo,
+    sequence_folders,
+    write_sequence,
 )
-from evals.mot_metrics import FrameMatch, Matching, summarise
+from evals.tasks.mot.metrics import FrameMatch, Matching, summarise
+from vistream_neuro.atomic import write_atomic
 
 PEDESTRIAN = 2
 IGNORE = 10
@@ -142,9 +142,9 @@ def read_mots(path: Path, max_frames: int | None = None, start: int = 0) -> MotS
     Rows of other classes (e.g. KITTI-MOTS cars) are left out.  A missing gt file gives empty gt.
     """
     path = Path(path)
-    info = _read_seqinfo(path)
-    count = _frame_count(path, info["seqLength"], start, max_frames)
-    video = _read_frames(path, info, start, count)
+    info = read_seqinfo(path)
+    count = frame_count(path, info["seqLength"], start, max_frames)
+    video = read_frames(path, info, start, count)
     gt_file = path / "gt" / "gt.txt"
     rows = read_mots_txt(gt_file, info["imHeight"], info["imWidth"], length=info["seqLength"]) \
         if gt_file.is_file() else []
@@ -166,7 +166,7 @@ def read_mots(path: Path, max_frames: int | None = None, start: int = 0) -> MotS
 
 def read_mots_dataset(root: Path, **kwargs) -> list[MotSequence]:
     """Every MOTS20 sequence folder under ``root``, or ``root`` itself if it is one."""
-    return [read_mots(folder, **kwargs) for folder in _sequence_folders(root)]
+    return [read_mots(folder, **kwargs) for folder in sequence_folders(root)]
 
 
 def write_mots(seq: MotSequence, root: Path) -> Path:
@@ -190,7 +190,7 @@ def write_mots(seq: MotSequence, root: Path) -> Path:
         if rows:  # no gt file rather than an empty one, which reads as an error
             write_mots_txt(tmp / "gt" / "gt.txt", rows)
 
-    return _write_sequence(seq, root, annotations)
+    return write_sequence(seq, root, annotations)
 
 
 def _by_frame(rows: list[MotsRow], class_id: int) -> dict[int, list[MotsRow]]:
@@ -234,7 +234,7 @@ def _iou_sum(acc: mm.MOTAccumulator) -> float:
 
 
 def mots_summarise(matchings: dict[str, Matching]) -> dict[str, dict[str, float]]:
-    """:func:`evals.mot_metrics.summarise`'s metrics plus ``smotsa``, ``motsa`` and ``motsp``.
+    """:func:`evals.tasks.mot.metrics.summarise`'s metrics plus ``smotsa``, ``motsa`` and ``motsp``.
 
     TP is motmetrics' ``num_detections`` (matches and switches): sMOTSA = (sum of TP IoUs - FP - IDSW)
     / gt masks, MOTSA = (TP - FP - IDSW) / gt masks, MOTSP = sum of TP IoUs / TP; NaN where undefined.

@@ -1,10 +1,11 @@
 """PoseTrack 2018 data: the COCO-style keypoint JSON and image layout, read and written.
 
 The PoseTrack task keeps its ground truth in the public PoseTrack-18 files, so the synthetic walking
-people (:func:`evals.figures.synthetic_people`) and the downloaded validation set are read by one code
-path.  A dataset root holds ``images/<split>/<seq>/000000.jpg ...`` (0-based) and
-``annotations/<split>/<seq>.json`` with ``images``, ``annotations`` (17 joints ``x, y, v`` in the order
-of :data:`evals.figures.KEYPOINTS`, ``bbox`` and ``bbox_head`` as ``x, y, w, h``) and ``categories``.
+people (:func:`evals.tasks.posetrack.figures.synthetic_people`) and the downloaded validation set are
+read by one code path.  A dataset root holds ``images/<split>/<seq>/000000.jpg ...`` (0-based) and
+``annotations/<split>/<seq>.json`` with ``images``, ``annotations`` (17 joints ``x, y, v`` in the
+order of :data:`evals.tasks.posetrack.figures.KEYPOINTS`, ``bbox`` and ``bbox_head`` as
+``x, y, w, h``) and ``categories``.
 Unlabelled joints are stored as ``0, 0, 0``, as in the public files.  PoseTrack track ids start at 0;
 in memory they are MOT ids, ``track_id + 1``.  Tracker output goes to the PoseTrack-18 prediction
 JSON (joints ``x, y, score``) that the official evaluation reads.
@@ -20,10 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evals.atomic import check_folder_name, replace_folder, write_atomic, write_jpegs
-from evals.errors import DataError
-from evals.figures import KEYPOINTS, LIMBS
-from evals.mot_data import MotSequence
+from evals.data.errors import DataError
+from evals.data.files import check_folder_name, write_jpegs
+from evals.tasks.mot.data import MotSequence
+from evals.tasks.posetrack.figures import KEYPOINTS, LIMBS
+from vistream_neuro.atomic import replace_folder, write_atomic
 
 _HEAD = (KEYPOINTS.index("head_top"), KEYPOINTS.index("head_bottom"))
 SKELETON = [[KEYPOINTS.index(a) + 1, KEYPOINTS.index(b) + 1] for a, b in LIMBS + (
@@ -40,7 +42,7 @@ class PoseDataError(DataError):
 class PoseSequence(MotSequence):
     """A :class:`MotSequence` with keypoints plus ``head_boxes[(frame, id)]``: ``(4,)`` ``x, y, w, h``.
 
-    The head boxes give PCKh its reference length (:mod:`evals.pose_metrics`).
+    The head boxes give PCKh its reference length (:mod:`evals.tasks.posetrack.metrics`).
     """
 
     head_boxes: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)

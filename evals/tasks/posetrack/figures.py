@@ -15,8 +15,8 @@ import colorsys
 import cv2
 import numpy as np
 
-from evals.mot_data import MotSequence
-from evals.synthetic import texture
+from evals.data.synthetic import texture
+from evals.tasks.mot.data import MotSequence
 
 # PoseTrack 2018 keypoints (COCO order, with head_bottom / head_top in place of the eyes).
 KEYPOINTS = ("nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder", "right_shoulder",

@@ -24,7 +24,7 @@ from collections import defaultdict
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from evals.figures import KEYPOINTS, UNANNOTATED
+from evals.tasks.posetrack.figures import KEYPOINTS, UNANNOTATED
 
 JOINTS = tuple(j for j, name in enumerate(KEYPOINTS) if name not in UNANNOTATED)
 PCKH = 0.5

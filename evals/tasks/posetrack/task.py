@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from deep_sort_realtime.deep_sort import kalman_filter, linear_assignment
 
-from evals.figures import KEYPOINTS, synthetic_people
-from evals.mot_tracker import JDETracker, embed
-from evals.pose_data import PoseSequence, head_box, read_posetrack_dataset, write_posetrack_results
-from evals.pose_metrics import posetrack_evaluate
-from evals.stream import StreamConfig
-from evals.tasks import Column, Task, correspondence_features, same_records
+from evals.harness.config import EvalConfig
+from evals.harness.tasks import Column, Task, correspondence_features, same_records
+from evals.tasks.mot.tracker import JDETracker, embed
+from evals.tasks.posetrack.data import PoseSequence, head_box, read_posetrack_dataset, write_posetrack_results
+from evals.tasks.posetrack.figures import KEYPOINTS, synthetic_people
+from evals.tasks.posetrack.metrics import posetrack_evaluate
 
 JOINT_MISS = 0.2
 TOP_K = 5
@@ -66,25 +65,22 @@ def detected_poses(seq: PoseSequence, seed: int) -> list[tuple[np.ndarray, np.nd
 
 
 class PoseTracker(JDETracker):
-    """JDE association with ``1 - OKS`` between each track's propagated pose and the detected poses."""
+    """JDE association whose appearance cost also weighs ``1 - OKS`` between each track's propagated
+    pose and the detected poses; the motion model only gates (no motion term in the cost)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(appearance_weight=1.0)
         self.predicted: dict[int, np.ndarray] = {}
         self.detected = np.zeros((0, 17, 3))
 
-    def _fused_cost(self, tracks, dets, track_indices, detection_indices) -> np.ndarray:
-        features = np.array([dets[i].feature for i in detection_indices])
-        cost = self.metric.distance(features, np.array([tracks[i].track_id for i in track_indices]))
-        measurements = np.asarray([dets[i].to_xyah() for i in detection_indices])
+    def appearance_cost(self, tracks, dets, track_indices, detection_indices) -> np.ndarray:
+        cost = super().appearance_cost(tracks, dets, track_indices, detection_indices)
         for row, t in enumerate(track_indices):
             pose = self.predicted.get(tracks[t].track_id)
             for col, d in enumerate(detection_indices):
                 area = dets[d].ltwh[2] * dets[d].ltwh[3]
                 similarity = 0.0 if pose is None else oks(pose, self.detected[dets[d].others], area)
                 cost[row, col] = (1 - POSE_WEIGHT) * cost[row, col] + POSE_WEIGHT * (1 - similarity)
-            motion = self.kf.gating_distance(tracks[t].mean, tracks[t].covariance, measurements)
-            cost[row, motion > kalman_filter.chi2inv95[4]] = linear_assignment.INFTY_COST
         return cost
 
 
@@ -149,7 +145,7 @@ class PoseHead:
 
 def synthetic_pose_dataset(sequences: int = 2, seed: int = 0,
                            frames: int | None = None) -> list[PoseSequence]:
-    """Walking people (:func:`evals.figures.synthetic_people`) with PoseTrack head boxes."""
+    """Walking people (:func:`evals.tasks.posetrack.figures.synthetic_people`) with PoseTrack head boxes."""
     out = []
     for i in range(sequences):
         seq = synthetic_people(name=f"pose-{i + 1:02d}", frames=frames or 40, seed=seed + i)
@@ -157,7 +153,7 @@ def synthetic_pose_dataset(sequences: int = 2, seed: int = 0,
     return out
 
 
-def load_sequences(config: StreamConfig) -> list[PoseSequence]:
+def load_sequences(config: EvalConfig) -> list[PoseSequence]:
     if config.source == "synthetic":
         return synthetic_pose_dataset(seed=config.seed, frames=config.frames)
     return read_posetrack_dataset(Path(config.source), start=config.start, max_frames=config.frames)
@@ -173,7 +169,7 @@ def _write(folder: Path, name: str, people: list) -> None:
     write_posetrack_results(folder / f"{name}.json", name, last, people)
 
 
-def posetrack_task(config: StreamConfig) -> Task:
+def posetrack_task(config: EvalConfig) -> Task:
     return Task("posetrack", load_sequences, PoseHead, _summarise, _write,
                 (Column("MOTA", "mota"), Column("mAP", "map"), Column("switches", "num_switches", ".0f"),
                  Column("Prec", "precision"), Column("Rec", "recall")),

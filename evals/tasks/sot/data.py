@@ -18,9 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evals.atomic import check_folder_name, plain_number, replace_folder, write_atomic, write_jpegs
-from evals.errors import DataError
-from evals.synthetic import texture
+from evals.data.errors import DataError
+from evals.data.files import check_folder_name, plain_number, write_jpegs
+from evals.data.synthetic import texture
+from vistream_neuro.atomic import replace_folder, write_atomic
 from vistream_neuro.video import IMAGE_SUFFIXES, VideoError, read_video
 
 GT_FILE = "groundtruth_rect.txt"

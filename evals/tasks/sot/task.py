@@ -1,7 +1,7 @@
 """The SOT task: UniTrack's cross-correlation (XCorr) head on the shared appearance model.
 
 The first frame's box gives the template: the backbone features under the box, sampled on a
-``TEMPLATE`` grid (RoIAlign) from :func:`evals.tasks.correspondence_features`.  In each later
+``TEMPLATE`` grid (RoIAlign) from :func:`evals.harness.tasks.correspondence_features`.  In each later
 frame a search region ``SEARCH`` times the box, centred on the last position, is sampled at the same
 cell size for each of ``SCALES``; the template slides over it (``conv2d``: cross-correlation), the
 response is upsampled, weighted by a Hann window (motion prior) and a penalty on scale change, and
@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from evals.sot_data import SotSequence, read_otb_dataset, synthetic_sot_dataset, write_otb_results
-from evals.sot_metrics import sot_summarise
-from evals.stream import StreamConfig
-from evals.tasks import Column, Task, correspondence_features
+from evals.harness.config import EvalConfig
+from evals.harness.tasks import Column, Task, correspondence_features
+from evals.tasks.sot.data import SotSequence, read_otb_dataset, synthetic_sot_dataset, write_otb_results
+from evals.tasks.sot.metrics import sot_summarise
 
 TEMPLATE = 6  # template grid (cells) along the box's longer side
 SEARCH = 3.0  # search region / box, per side
@@ -101,7 +101,7 @@ def _hann(n: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.hann_window(n + 2, periodic=False, dtype=dtype)[1:-1]
 
 
-def load_sequences(config: StreamConfig) -> list[SotSequence]:
+def load_sequences(config: EvalConfig) -> list[SotSequence]:
     if config.source == "synthetic":
         sequences = synthetic_sot_dataset(seed=config.seed)
         if config.frames is not None:
@@ -120,6 +120,6 @@ def _write(folder: Path, name: str, boxes: np.ndarray) -> None:
     write_otb_results(folder / f"{name}.txt", boxes)
 
 
-def sot_task(config: StreamConfig) -> Task:
+def sot_task(config: EvalConfig) -> Task:
     return Task("sot", load_sequences, XCorrHead, _summarise, _write,
                 (Column("AUC", "auc"), Column("Prec@20", "precision_20"), Column("Succ@.5", "success_50")))

@@ -2,7 +2,7 @@
 
 Semi-supervised VOS gives the first frame's object masks and asks for the masks of every later
 frame.  The synthetic sequences are the built-in video's bouncing, occluding objects with their
-labels (:func:`evals.synthetic.bouncing_objects`), so the VOS task runs and is scored without DAVIS;
+labels (:func:`evals.data.synthetic.bouncing_objects`), so the VOS task runs and is scored without DAVIS;
 the reader takes real DAVIS-2017 folders (``JPEGImages/<res>/<seq>/00000.jpg``, palette PNGs
 ``Annotations/<res>/<seq>/00000.png`` whose pixel values are object ids, ``ImageSets/2017/<split>.txt``),
 so synthetic and public data share one code path.  Label maps are ``(T, H, W)`` uint8: 0 background,
@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from evals.atomic import replace_folder, write_atomic, write_jpegs
-from evals.errors import DataError
-from evals.synthetic import bouncing_objects
+from evals.data.errors import DataError
+from evals.data.files import write_jpegs
+from evals.data.synthetic import bouncing_objects
+from vistream_neuro.atomic import replace_folder, write_atomic
 from vistream_neuro.video import VideoError, read_video
 
 VOID = 255
@@ -72,7 +73,7 @@ def synthetic_vos(
     seed: int = 0,
 ) -> VosSequence:
     """A seeded DAVIS-like sequence: textured objects that stay in view, bouncing off the borders and
-    passing in front of each other (:func:`evals.synthetic.bouncing_objects`).  Objects hidden in the
+    passing in front of each other (:func:`evals.data.synthetic.bouncing_objects`).  Objects hidden in the
     first frame are not targets (semi-supervised VOS gives the first frame's mask) and stay background.
     """
     if not 2 <= objects < VOID:

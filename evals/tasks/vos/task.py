@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evals.stream import StreamConfig
-from evals.tasks import Column, Task, correspondence_features
-from evals.vos_data import VosSequence, read_davis, synthetic_vos_dataset, write_davis_results
-from evals.vos_metrics import vos_summarise
+from evals.harness.config import EvalConfig
+from evals.harness.tasks import Column, Task, correspondence_features
+from evals.tasks.vos.data import VosSequence, read_davis, synthetic_vos_dataset, write_davis_results
+from evals.tasks.vos.metrics import vos_summarise
 
 MEMORY = 4  # frames in the memory: the first and the last MEMORY - 1
 TOP_K = 10
@@ -76,7 +76,7 @@ class PropagationHead:
         return np.array_equal(self.output(), other.output())
 
 
-def load_sequences(config: StreamConfig) -> list[VosSequence]:
+def load_sequences(config: EvalConfig) -> list[VosSequence]:
     if config.source == "synthetic":
         sequences = synthetic_vos_dataset(seed=config.seed)
         if config.frames is not None:
@@ -95,6 +95,6 @@ def _write(folder: Path, name: str, labels: np.ndarray) -> None:
     write_davis_results(folder / name, labels)
 
 
-def vos_task(config: StreamConfig) -> Task:
+def vos_task(config: EvalConfig) -> Task:
     return Task("vos", load_sequences, PropagationHead, _summarise, _write,
                 (Column("J", "j"), Column("F", "f"), Column("J&F", "j_and_f")))

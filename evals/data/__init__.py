@@ -1,0 +1,1 @@
+"""Data sources shared by the tasks: the synthetic generator, sample videos, dataset-file helpers, errors."""

@@ -1,0 +1,1 @@
+"""Reports of a run: report.json, CSV tables, plots and the hardware-mapping section."""

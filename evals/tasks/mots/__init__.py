@@ -1,0 +1,1 @@
+"""MOTS: multi-object tracking and segmentation (MOTS20 txt with RLE masks, sMOTSA)."""
