@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from backends.registry import lower
-from backends.torch_backend import integer_network
-from evals.sample_videos import sample_video
-from evals.synthetic import synthetic_video
+from evals.data.sample_videos import sample_video
+from evals.data.synthetic import synthetic_video
 from vistream_neuro import calibration
 from vistream_neuro.accounting import OpCounter
+from vistream_neuro.backend import lower
+from vistream_neuro.deploy import integer_graph
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.pipeline import CALIBRATION_FRAMES, convert_model, normalise
 from vistream_neuro.streaming import run_stream
 from vistream_neuro.video import read_video
@@ -52,12 +53,13 @@ def measure(video: torch.Tensor, method: str, snn_frames: int, count: int) -> di
     with torch.no_grad():
         ann = net.ann(frames)
         cos = F.cosine_similarity(ann, net.qann(frames))
-    fx = integer_network(net, MODEL)
+    fx = integer_graph(net)
     held_out = [fx.encode(f[None]) for f in frames[count:]]
-    dense = run_stream(lower(fx.graph, "torch"), held_out, "reset")
+    dense = run_stream(lower(fx.graph, "torch"), held_out, ExecutionOptions(mode="reset"))
     integer = torch.cat([fx.decode(r.output) for r in dense])
-    runs = list(run_stream(lower(fx.graph, "spikingjelly"), held_out[:snn_frames], "locc",
-                           t_max=1000, counter=OpCounter(fx.graph)))
+    options = ExecutionOptions(precision="fixed", t_max=1000)
+    sim = lower(fx.graph, "spikingjelly", options, torch.float64)
+    runs = list(run_stream(sim, held_out[:snn_frames], options, OpCounter(fx.graph, options)))
     return {"method": method, "convert_seconds": round(seconds, 1),
             "cosine_all": float(cos.mean()), "cosine_held_out": float(cos[count:].mean()),
             "cosine_min": float(cos.min()),
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 "snn_frames": args.snn_frames,
                 "bikes": "bikes.mp4 from frame 100, crop 256,8,128,256 (held-out frames cross a cut at 137)",
                 "bikes_one_shot": "bikes.mp4 from frame 137, same crop (all frames in the shot 137-186)",
-                "synthetic": "evals.synthetic.synthetic_video(seed=0)",
+                "synthetic": "evals.data.synthetic.synthetic_video(seed=0)",
                 "distill": vars(calibration.DistillConfig()), "threads": torch.get_num_threads(),
                 "machine": platform.machine(), "results": results}, indent=2))
     print(f"written: {path}")

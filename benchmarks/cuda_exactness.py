@@ -13,13 +13,15 @@ import sys
 
 import torch
 
-from backends.registry import lower
-from backends.torch_backend import integer_network
 from evals.bench import frame_times, steady_median
-from evals.synthetic import synthetic_video
+from evals.data.synthetic import synthetic_video
 from vistream_neuro import pipeline
 from vistream_neuro.accounting import OpCounter
+from vistream_neuro.backend import lower
+from vistream_neuro.deploy import integer_graph
 from vistream_neuro.fixed_point import check_float32_exact
+from vistream_neuro.options import ExecutionOptions
+from vistream_neuro.reference import DenseQANN
 from vistream_neuro.streaming import run_stream
 
 CASES = (("tiny", (64, 64), 30), ("mobilenetv2", (128, 64), 16), ("mobilenetv2", (240, 320), 8),
@@ -28,21 +30,21 @@ CASES = (("tiny", (64, 64), 30), ("mobilenetv2", (128, 64), 16), ("mobilenetv2",
 
 def case(model: str, size: tuple[int, int], frames: int) -> dict:
     video = pipeline.normalise(torch.from_numpy(synthetic_video(frames, *size, seed=0)).double(), model)
-    fx = integer_network(pipeline.convert_model(model, video, 4), model)
+    fx = integer_graph(pipeline.convert_model(model, video, 4))
     inputs = [fx.encode(f[None]) for f in video]
     check_float32_exact(fx.graph, 2 * max(float(x.abs().max()) for x in inputs))
-    reference = list(run_stream(lower(fx.graph, "torch"), inputs, "reset"))
+    reference = list(run_stream(lower(fx.graph, "torch"), inputs, ExecutionOptions(mode="reset")))
     gpu = [x.cuda().float() for x in inputs]
-    dense = lower(fx.graph, "torch", device="cuda", dtype=torch.float32)
+    dense = DenseQANN(fx.graph, "cuda", torch.float32)
     cuda = torch.device("cuda")
     _, qann = frame_times((dense.forward(x) for x in gpu), cuda)
     row = {"model": model, "input": f"{size[0]}x{size[1]}", "frames": frames,
            "device": torch.cuda.get_device_name(), "torch": torch.__version__,
            "qann_ms_per_frame": steady_median(qann)}
     for schedule in ("timestep", "layerwise"):
-        sim = lower(fx.graph, "spikingjelly", device="cuda", dtype=torch.float32, schedule=schedule)
-        counter = OpCounter(fx.graph, "cuda", "ternary", schedule)
-        results, times = frame_times(run_stream(sim, gpu, "locc", t_max=512, counter=counter), cuda)
+        options = ExecutionOptions(schedule=schedule, device="cuda")
+        sim = lower(fx.graph, "spikingjelly", options, torch.float32)
+        results, times = frame_times(run_stream(sim, gpu, options, OpCounter(fx.graph, options)), cuda)
         mismatch = sum(int((res.levels[k].cpu().double() != v).sum())
                        for ref, res in zip(reference, results, strict=True) for k, v in ref.levels.items())
         ms = steady_median(times)

@@ -19,13 +19,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from backends.registry import lower
-from backends.torch_backend import integer_network
-from evals.sample_videos import sample_video
-from evals.synthetic import synthetic_video
+from evals.data.sample_videos import sample_video
+from evals.data.synthetic import synthetic_video
 from vistream_neuro import ir
+from vistream_neuro.deploy import integer_graph
 from vistream_neuro.fixed_point import to_fixed_point
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.pipeline import CALIBRATION_FRAMES, convert_model, normalise, pixel_unit
+from vistream_neuro.reference import DenseQANN
 from vistream_neuro.streaming import run_stream
 from vistream_neuro.video import read_video
 
@@ -34,7 +35,7 @@ BIKES_CROP = (256, 8, 128, 256)
 
 
 def outputs(graph: ir.SpikingGraph, frames: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([r.output for r in run_stream(lower(graph, "torch"), frames, "reset")])
+    return torch.cat([r.output for r in run_stream(DenseQANN(graph), frames, ExecutionOptions(mode="reset"))])
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -54,7 +55,7 @@ def measure(video: torch.Tensor, method: str, bits: tuple[int, ...]) -> list[dic
         row = {"calibration": method, "weight_bits": weight_bits, "bias_corrected": corrected,
                "float_qann_cosine_to_ann": cosine(qann, ann)}
         try:
-            fx = (integer_network(net, MODEL, weight_bits=weight_bits) if corrected
+            fx = (integer_graph(net, weight_bits=weight_bits) if corrected
                   else to_fixed_point(net.graph, pixel_unit(MODEL), weight_bits=weight_bits))
         except ir.GraphError as exc:
             row["error"] = str(exc)
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps({
         "model": MODEL, "input_size": list(SIZE), "act_bits": 4, "calibration_frames": CALIBRATION_FRAMES,
         "held_out_frames": args.frames,
-        "max_threshold_bits": 16, "sources": {"synthetic": "evals.synthetic seed 0",
+        "max_threshold_bits": 16, "sources": {"synthetic": "evals.data.synthetic seed 0",
                                               "bikes": f"bikes.mp4 from frame 100, crop {BIKES_CROP}"},
         "results": results}, indent=2))
     print(f"written: {args.out}")

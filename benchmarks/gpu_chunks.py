@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from backends.registry import lower
 from backends.spikingjelly_backend import MultiStepSimulator
 from evals.bench import device_name, frame_times, prepared, snn_timing, steady_median
+from vistream_neuro.options import ExecutionOptions
+from vistream_neuro.reference import DenseQANN
 from vistream_neuro.streaming import run_stream
 
 CASES = (("mobilenetv2", (128, 64), 1), ("mobilenetv2", (240, 320), 1), ("mobilenetv2", (240, 320), 16),
@@ -26,8 +27,8 @@ SETTINGS = ((8, True), (16, True), (32, True), (8, False), (32, False), (64, Fal
 
 def sweep(model: str, size: tuple[int, int], batch: int, frames: int, device: torch.device) -> dict:
     _, fx, _, inputs = prepared(model, size, batch, frames, device)
-    qann = lower(fx.graph, "torch", device=device, dtype=torch.float32)
-    reference = [r.levels for r in run_stream(qann, inputs, "reset")]
+    qann = DenseQANN(fx.graph, device, torch.float32)
+    reference = [r.levels for r in run_stream(qann, inputs, ExecutionOptions(mode="reset"))]
     with torch.no_grad():
         qann_ms = steady_median(frame_times((qann.forward(x) for x in inputs), device)[1])
     runs = {}
@@ -35,7 +36,8 @@ def sweep(model: str, size: tuple[int, int], batch: int, frames: int, device: to
         name = f"chunk{chunk}_{'skip' if skip else 'noskip'}"
         sim = MultiStepSimulator(fx.graph, device, torch.float32, chunk, skip)
         try:
-            runs[name] = snn_timing(sim, inputs, "locc", reference, qann_ms)
+            runs[name] = snn_timing(sim, inputs, ExecutionOptions(device=device.type, t_max=1000), reference,
+                                    qann_ms)
         except torch.OutOfMemoryError as error:  # long chunks of big batches may not fit
             runs[name] = {"error": str(error).splitlines()[0]}
         del sim

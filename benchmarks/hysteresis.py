@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evals import run as run_cli
-from evals.sample_videos import sample_video
+from evals.data.sample_videos import sample_video
 
 SOURCES = {  # name -> evals.run arguments
     "bikes_moving_camera": ["--video", "bikes", "--start", "100"],

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from evals import run as run_cli
-from evals.sample_videos import sample_video
+from evals.data.sample_videos import sample_video
 
 CASES = {  # name -> extra evals.run arguments
     "mobilenetv2_bikes_128x64_3bit": ["--video", "bikes", "--input-size", "128x64", "--act-bits", "3"],

@@ -9,12 +9,14 @@ import torch
 from spikingjelly.activation_based.op_counter.base import DispatchCounterMode
 from spikingjelly.activation_based.op_counter.synop import SynOpCounter
 
-from backends.registry import lower
-from evals.report import build_report, layer_rows
-from evals.stream import StreamConfig, stream_compare
+from evals.harness.config import EvalConfig
+from evals.harness.stream import stream_compare
+from evals.reports.report import build_report, layer_rows
 from vistream_neuro import ir
 from vistream_neuro.accounting import OpCounter, dense_macs, fanout
+from vistream_neuro.backend import lower
 from vistream_neuro.energy import MODELS, energy_model
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.streaming import run_stream
 
 
@@ -106,7 +108,7 @@ def test_minimum_spikes_follow_level_changes():
     graph = ir.SpikingGraph((2,), [ir.Neuron("n", "input", np.array(1.0), 7, -8)], "n")
     sim = lower(graph, "spikingjelly")
     frames = [torch.tensor([[3.0, -2.0]]), torch.tensor([[1.0, -2.0]]), torch.tensor([[1.4, 2.0]])]
-    results = list(run_stream(sim, frames, "locc", counter=OpCounter(graph)))
+    results = list(run_stream(sim, frames, ExecutionOptions(mode="locc"), OpCounter(graph)))
     assert [r.ops.min_spikes["n"] for r in results] == [5, 2, 4]
     assert [r.ops.total_spikes for r in results] == [5, 2, 4]  # a lone neuron never overshoots
 
@@ -122,8 +124,8 @@ def test_energy_models_are_data_with_sources():
 
 @pytest.fixture(scope="module")
 def mobilenet_compare():
-    config = StreamConfig(backend="spikingjelly", model="mobilenetv2", frames=4, compare=True,
-                          input_size=(64, 32))
+    config = EvalConfig(backend="spikingjelly", model="mobilenetv2", frames=4, compare=True,
+                        input_size=(64, 32))
     return config, stream_compare(config)
 
 

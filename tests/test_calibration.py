@@ -14,15 +14,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from backends.registry import lower
 from evals import calibrate as calibrate_cli
 from evals import run as run_cli
-from evals.synthetic import synthetic_video
+from evals.data.synthetic import synthetic_video
 from tests.test_fixed_point import assert_bit_exact
 from tests.test_stream_equivalence import assert_equivalent
 from vistream_neuro import calibration, models
+from vistream_neuro.backend import lower
 from vistream_neuro.fixed_point import to_fixed_point
 from vistream_neuro.models import CheckpointError
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.pipeline import convert_model, normalise
 from vistream_neuro.quant import make_qann
 from vistream_neuro.streaming import run_stream
@@ -121,8 +122,10 @@ def test_a_saved_calibration_reproduces_qann_and_snn_bit_for_bit(tmp_path):
             if isinstance(value, np.ndarray):
                 assert np.array_equal(value, getattr(b, key)), (a.name, key)
     frames = [f[None] for f in video()[:2]]
-    for ref, res in zip(run_stream(lower(net.graph, "spikingjelly"), frames, "locc"),
-                        run_stream(lower(loaded.graph, "spikingjelly"), frames, "locc"), strict=True):
+    options = ExecutionOptions(precision="float64")
+    saved = run_stream(lower(net.graph, "spikingjelly", options), frames, options)
+    for ref, res in zip(saved, run_stream(lower(loaded.graph, "spikingjelly", options), frames, options),
+                        strict=True):
         assert torch.equal(ref.output, res.output) and ref.timesteps == res.timesteps
 
 

@@ -77,14 +77,14 @@ def test_impractical_lava_run_is_one_line_with_the_estimate(capsys, tmp_path):
 def test_nan_frames_are_a_one_line_error(monkeypatch, capsys, tmp_path):
     import numpy as np
 
-    import evals.stream
+    import evals.harness.stream
 
     def nan_video(frames, h, w, seed=0):
         video = np.zeros((frames, 3, h, w), dtype=np.float32)
         video[1, 0, 2, 3] = np.nan
         return video
 
-    monkeypatch.setattr(evals.stream, "synthetic_video", nan_video)
+    monkeypatch.setattr(evals.harness.stream, "synthetic_video", nan_video)
     assert main(["--backend", "torch", "--task", "stream", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "NaN" in err[0]

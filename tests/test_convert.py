@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from backends.registry import UnknownBackendError, lower
 from vistream_neuro import ir
-from vistream_neuro.convert import ConversionError, to_spiking_graph
+from vistream_neuro.backend import UnknownBackendError, lower
+from vistream_neuro.converter import ConversionError, to_spiking_graph
 from vistream_neuro.quant import Quantizer, bounds, calibrate, quantize_activations
 
 
@@ -58,7 +58,7 @@ def test_graph_shape_checks():
 
 def test_unknown_backend_names_the_valid_ones():
     graph = ir.SpikingGraph((3, 8, 8), [ir.Neuron("n", "input", np.array(1.0), 7)], "n")
-    with pytest.raises(UnknownBackendError, match="torch, spikingjelly, lava"):
+    with pytest.raises(UnknownBackendError, match="lava, spikingjelly, torch"):
         lower(graph, "nope")
 
 

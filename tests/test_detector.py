@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from evals.detector import HogPeopleDetector
-from evals.figures import KEYPOINTS, UNANNOTATED, synthetic_people
-from evals.mot_metrics import box_iou
+from evals.tasks.mot.detector import HogPeopleDetector
+from evals.tasks.mot.metrics import box_iou
+from evals.tasks.posetrack.figures import KEYPOINTS, UNANNOTATED, synthetic_people
 
 
 @pytest.fixture(scope="module")

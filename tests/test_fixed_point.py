@@ -9,12 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from backends.registry import lower
-from backends.torch_backend import integer_network
-from evals.synthetic import synthetic_video
+from evals.data.synthetic import synthetic_video
 from vistream_neuro import ir
+from vistream_neuro.backend import lower
+from vistream_neuro.deploy import integer_graph
 from vistream_neuro.fixed_point import exact_dtype, magnitude_bounds, to_fixed_point
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.pipeline import convert_model, normalise, pixel_unit
+from vistream_neuro.reference import DenseQANN
 from vistream_neuro.streaming import run_stream
 
 # model -> (frame size, input unit); tiny takes [0, 1] frames, mobilenetv2 ImageNet-normalised ones
@@ -49,8 +51,10 @@ def mean_cosine(graph, fx, frames) -> float:
 def assert_bit_exact(fx, frames, mode, dtype=torch.float64, reference=None):
     """SpikingJelly on the fixed graph equals the dense integer QANN (outputs and levels) every frame."""
     encoded = [fx.encode(f).to(dtype) for f in frames]
-    reference = reference or list(run_stream(lower(fx.graph, "torch", dtype=dtype), encoded, "reset"))
-    snn = run_stream(lower(fx.graph, "spikingjelly", dtype=dtype), encoded, mode, t_max=1000)
+    options = ExecutionOptions(precision="fixed", mode=mode, t_max=1000)
+    reference = reference or list(run_stream(DenseQANN(fx.graph, "cpu", dtype), encoded,
+                                             ExecutionOptions(mode="reset")))
+    snn = run_stream(lower(fx.graph, "spikingjelly", options, dtype), encoded, options)
     for ref, res in zip(reference, snn, strict=True):
         assert res.converged, res.index
         assert torch.equal(res.output, ref.output.to(dtype)), res.index
@@ -97,7 +101,7 @@ def mobilenetv2(method: str):
     graph at the defaults (8-bit weights, pixel grid input, biases corrected) and 4 held-out frames."""
     video = normalise(torch.from_numpy(synthetic_video(12, 128, 64, seed=0)).double(), "mobilenetv2")
     net = convert_model("mobilenetv2", video, 4, method=method)
-    return net, integer_network(net, "mobilenetv2"), video[8:]
+    return net, integer_graph(net), video[8:]
 
 
 @pytest.mark.parametrize("method", ["percentile", "perchannel"])

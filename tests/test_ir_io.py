@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vistream_neuro import ir, models
-from vistream_neuro.convert import to_spiking_graph
+from vistream_neuro.converter import to_spiking_graph
 from vistream_neuro.ir_io import load_graph, save_graph
 from vistream_neuro.quant import calibrate, make_qann
 

@@ -11,23 +11,25 @@ import numpy as np
 import pytest
 import torch
 
-from backends.registry import BackendUnavailableError, lower
 from tests.conftest import requires_lava
 from tests.test_fixed_point import small_graph
 from tests.test_stream_equivalence import converted
 from vistream_neuro import ir
 from vistream_neuro.accounting import OpCounter
+from vistream_neuro.backend import UnsupportedOptionsError, lower
 from vistream_neuro.fixed_point import to_fixed_point
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.streaming import run_stream
 
 pytestmark = requires_lava
 
 
 def run(graph, frames, mode, backend, fixed_point=False, schedule="timestep"):
-    sim = lower(graph, backend, fixed_point=fixed_point, schedule=schedule)
+    options = ExecutionOptions(precision="fixed" if fixed_point else "float64", mode=mode, schedule=schedule,
+                               t_max=1000)
+    sim = lower(graph, backend, options, torch.float64)
     try:
-        counter = OpCounter(graph, schedule=schedule)
-        return list(run_stream(sim, frames, mode, t_max=1000, counter=counter)), sim
+        return list(run_stream(sim, frames, options, OpCounter(graph, options))), sim
     finally:
         if hasattr(sim, "close"):
             sim.close()
@@ -86,7 +88,7 @@ def fixed_tiny(frames: int = 20):
 def test_fixed_pt_equals_the_integer_qann_exactly(mode):
     fx, frames = fixed_tiny()
     assert len(frames) == 20
-    qann = list(run_stream(lower(fx.graph, "torch"), frames, "reset"))
+    qann = list(run_stream(lower(fx.graph, "torch"), frames, ExecutionOptions(mode="reset")))
     lava, _ = run(fx.graph, frames, mode, "lava", fixed_point=True)
     for ref, res in zip(qann, lava, strict=True):
         assert res.converged and torch.equal(res.output, ref.output), res.index
@@ -99,7 +101,7 @@ def test_fixed_pt_layerwise_settles_each_layer_once_and_equals_the_integer_qann(
     """Each neuron sends its whole change of level in one graded message, one step per frame."""
     fx, frames = fixed_tiny()
     frames = frames[:8]
-    qann = list(run_stream(lower(fx.graph, "torch"), frames, "reset"))
+    qann = list(run_stream(lower(fx.graph, "torch"), frames, ExecutionOptions(mode="reset")))
     lava, _ = run(fx.graph, frames, mode, "lava", fixed_point=True, schedule="layerwise")
     for ref, res in zip(qann, lava, strict=True):
         assert res.timesteps == 1 and torch.equal(res.output, ref.output), res.index
@@ -123,7 +125,7 @@ def test_fixed_pt_dense_layer_keeps_loihi_weights_exact():
     frames = [fx.encode(torch.rand(1, 3, 8, 8, dtype=torch.float64,
                                    generator=torch.Generator().manual_seed(i))) for i in range(6)]
     lava, _ = run(fx.graph, frames, "locc", "lava", fixed_point=True)
-    qann = run_stream(lower(fx.graph, "torch"), frames, "reset")
+    qann = run_stream(lower(fx.graph, "torch"), frames, ExecutionOptions(mode="reset"))
     assert all(torch.equal(res.output, ref.output) for res, ref in zip(lava, qann, strict=True))
     assert_same_run(lava, run(fx.graph, frames, "locc", "spikingjelly")[0], exact=True)
 
@@ -131,7 +133,7 @@ def test_fixed_pt_dense_layer_keeps_loihi_weights_exact():
 def test_fixed_pt_refuses_a_float_graph_naming_the_layer():
     net, _ = converted("tiny")
     with pytest.raises(ir.GraphError, match="stem_0_0: weights are not 8-bit mantissas"):
-        lower(net.graph, "lava", fixed_point=True)
+        lower(net.graph, "lava", ExecutionOptions(precision="fixed"))
 
 
 def test_fixed_pt_overflow_is_an_error_naming_the_layer():
@@ -139,15 +141,15 @@ def test_fixed_pt_overflow_is_an_error_naming_the_layer():
         ir.Conv("conv", ir.INPUT, np.full((2, 1, 3, 3), 64.0), padding=(1, 1)),
         ir.Neuron("relu", "conv", np.array(2.0), pos_max=7, payload=np.array(1.0)),
     ], "relu")
-    sim = lower(graph, "lava", fixed_point=True)
+    sim = lower(graph, "lava", ExecutionOptions(precision="fixed"))
     try:
         with pytest.raises(OverflowError, match="relu: input current at step"):
-            list(run_stream(sim, [torch.full((1, 1, 4, 4), 2.0 ** 20)], "locc"))
+            list(run_stream(sim, [torch.full((1, 1, 4, 4), 2.0 ** 20)], ExecutionOptions(mode="locc")))
     finally:
         sim.close()
 
 
 def test_lava_runs_on_the_cpu_only():
     net, _ = converted("tiny")
-    with pytest.raises(BackendUnavailableError, match="--device cuda"):
-        lower(net.graph, "lava", device="cuda")
+    with pytest.raises(UnsupportedOptionsError, match="'lava' does not support device 'cuda'"):
+        lower(net.graph, "lava", ExecutionOptions(precision="float64", device="cuda"))

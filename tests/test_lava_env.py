@@ -1,4 +1,4 @@
-"""Lava 0.10 / lava-dl 0.6 on Python 3.11 through our import fix (DESIGN.md section 4)."""
+"""Lava 0.10 / lava-dl 0.6 on Python 3.11 through our import fix (neurons/lava_compat.py)."""
 
 import base64
 import hashlib

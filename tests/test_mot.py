@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evals.figures import synthetic_people
-from evals.mot_data import synthetic_mot, write_mot
-from evals.mot_tracker import JDETracker, embed
 from evals.run import main
+from evals.tasks.mot.data import synthetic_mot, write_mot
+from evals.tasks.mot.tracker import JDETracker, embed
+from evals.tasks.posetrack.figures import synthetic_people
 from vistream_neuro.video import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def test_plain_video_is_tracked_on_hog_detections(tmp_path, capsys):
 
 
 def test_mots_tracks_masks_and_snn_output_equals_the_qann(tmp_path):
-    from evals.mots_data import read_mots_txt, write_mots
+    from evals.tasks.mots.data import read_mots_txt, write_mots
 
     out = tmp_path / "out"
     assert main(["--backend", "spikingjelly", "--task", "mots", "--frames", "20", "--out", str(out)]) == 0

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from evals import atomic
-from evals.mot_data import (
+from evals.data import files
+from evals.tasks.mot.data import (
     MotDataError,
     boxes_at,
     read_mot,
@@ -122,7 +122,7 @@ def test_write_read_round_trip(written, tmp_path):
 
 
 def test_failed_write_leaves_no_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(atomic.cv2, "imwrite", lambda *args: False)
+    monkeypatch.setattr(files.cv2, "imwrite", lambda *args: False)
     with pytest.raises(OSError, match="000001.jpg"):
         write_mot(synthetic_mot(frames=3), tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -6,7 +6,7 @@ import motmetrics
 import numpy as np
 import pytest
 
-from evals.mot_metrics import accumulate, scored_ground_truth, summarise
+from evals.tasks.mot.metrics import accumulate, scored_ground_truth, summarise
 
 TUD = Path(motmetrics.__file__).parent / "data"
 

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from evals.mot_data import MotDataError, MotSequence, synthetic_mot
-from evals.mots_data import (
+from evals.tasks.mot.data import MotDataError, MotSequence, synthetic_mot
+from evals.tasks.mots.data import (
     MotsRow,
     decode_mask,
     encode_mask,

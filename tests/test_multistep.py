@@ -8,11 +8,12 @@ operation must be identical; in float64 batched convolutions may round different
 import pytest
 import torch
 
-from backends.registry import lower
 from backends.spikingjelly_backend import MultiStepSimulator, SpikingJellySimulator
 from tests.test_stream_equivalence import converted
 from vistream_neuro.accounting import OpCounter
+from vistream_neuro.backend import lower
 from vistream_neuro.fixed_point import to_fixed_point
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.pipeline import pixel_unit
 from vistream_neuro.streaming import run_stream
 
@@ -25,9 +26,10 @@ def fixed(model: str, frames: int, size=None, device="cpu"):
 
 def runs(graph, frames, mode, multistep, dtype=torch.float32, device="cpu", t_max=1000, **options):
     """``options`` (``chunk``, ``skip_quiet``) go to the multi-step simulator."""
+    execution = ExecutionOptions(precision="fixed", mode=mode, t_max=t_max, device=device, multistep=False)
     sim = (MultiStepSimulator(graph, torch.device(device), dtype, **options) if multistep
-           else lower(graph, "spikingjelly", dtype=dtype, device=device, multistep=False))
-    return list(run_stream(sim, frames, mode, t_max, OpCounter(graph, device)))
+           else lower(graph, "spikingjelly", execution, dtype))
+    return list(run_stream(sim, frames, execution, OpCounter(graph, execution)))
 
 
 def assert_identical(fast, plain, exact=True):
@@ -84,8 +86,8 @@ def test_batched_streams_keep_their_own_state():
 
 def test_layerwise_and_lava_keep_stepping():
     graph, _ = fixed("tiny", 1)
-    assert type(lower(graph, "spikingjelly", schedule="layerwise")) is SpikingJellySimulator
-    assert type(lower(graph, "spikingjelly", multistep=False)) is SpikingJellySimulator
+    for options in (ExecutionOptions(schedule="layerwise"), ExecutionOptions(multistep=False)):
+        assert type(lower(graph, "spikingjelly", options)) is SpikingJellySimulator
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: the CUDA check did not run")

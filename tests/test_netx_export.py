@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 import torch
 
-from backends.registry import lower
 from tests.conftest import requires_lava
 from vistream_neuro import ir
 from vistream_neuro.accounting import OpCounter
+from vistream_neuro.backend import lower
 from vistream_neuro.netx_export import NetxExportError, export_netx, to_netx
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.sigma_delta import to_sigma_delta
 from vistream_neuro.streaming import run_stream
 
@@ -122,9 +123,10 @@ def test_netx_runs_the_integer_graph_exactly_as_the_lava_backend(tmp_path):
             assert np.all(weight % 2 == 0) and 0 < np.abs(weight).max() <= 126, node.name
 
     encoded = [fx.encode(x) for x in frames()]
-    sim = Recorded(lower(fx.graph, "lava", fixed_point=True))
+    sim = Recorded(lower(fx.graph, "lava", ExecutionOptions(precision="fixed")))
     try:
-        results = list(run_stream(sim, encoded, "locc", t_max=100, counter=OpCounter(fx.graph)))
+        options = ExecutionOptions(t_max=100)
+        results = list(run_stream(sim, encoded, options, OpCounter(fx.graph, options)))
     finally:
         sim.close()
     assert all(r.converged for r in results) and results[2].timesteps == 1
@@ -166,7 +168,8 @@ def test_floating_pt_sigma_delta_runs_the_spikingjelly_schedule(mode):
     for backend in ("lava", "spikingjelly"):
         sim = lower(graph, backend)
         try:
-            runs.append(list(run_stream(sim, frames(), mode, t_max=100, counter=OpCounter(graph))))
+            options = ExecutionOptions(mode=mode, t_max=100)
+            runs.append(list(run_stream(sim, frames(), options, OpCounter(graph, options))))
         finally:
             sim.close()
     for res, ref in zip(*runs, strict=True):
@@ -177,10 +180,10 @@ def test_floating_pt_sigma_delta_runs_the_spikingjelly_schedule(mode):
 @requires_lava
 def test_fixed_pt_sigma_delta_beyond_24_bits_is_an_error_naming_the_neuron():
     fx = to_netx(to_sigma_delta(small_cnn(), FACTOR), INPUT_UNIT)
-    sim = lower(fx.graph, "lava", fixed_point=True)
+    sim = lower(fx.graph, "lava", ExecutionOptions(precision="fixed"))
     try:
         with pytest.raises(OverflowError, match="n1: input current at step 1"):
-            list(run_stream(sim, [torch.full((1, 3, 8, 8), 2.0**12)], "locc"))
+            list(run_stream(sim, [torch.full((1, 3, 8, 8), 2.0**12)], ExecutionOptions(mode="locc")))
     finally:
         sim.close()
 

@@ -9,9 +9,8 @@ import motmetrics as mm
 import numpy as np
 import pytest
 
-from evals.figures import KEYPOINTS, synthetic_people
-from evals.mot_data import MotSequence
-from evals.pose_data import (
+from evals.tasks.mot.data import MotSequence
+from evals.tasks.posetrack.data import (
     PoseDataError,
     PoseSequence,
     head_box,
@@ -20,7 +19,8 @@ from evals.pose_data import (
     write_posetrack,
     write_posetrack_results,
 )
-from evals.pose_metrics import JOINTS, PCKH, average_precision, posetrack_evaluate
+from evals.tasks.posetrack.figures import KEYPOINTS, synthetic_people
+from evals.tasks.posetrack.metrics import JOINTS, PCKH, average_precision, posetrack_evaluate
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from vistream_neuro import ir, models
-from vistream_neuro.convert import to_spiking_graph
+from vistream_neuro.converter import to_spiking_graph
 from vistream_neuro.quant import Quantizer, calibrate, make_qann
 
 

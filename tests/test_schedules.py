@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from backends.registry import lower
+from evals.data.synthetic import synthetic_video
 from evals.run import main
-from evals.synthetic import synthetic_video
 from neurons.stbif import initial_state, stbif_settle, stbif_step
 from vistream_neuro import ir, pipeline
 from vistream_neuro.accounting import OpCounter
+from vistream_neuro.backend import lower
 from vistream_neuro.fixed_point import to_fixed_point
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.streaming import run_stream
 
 
@@ -46,16 +47,17 @@ def integer_tiny():
 
 
 def _run(graph, frames, schedule, spikes, mode="locc"):
-    counter = OpCounter(graph, spikes=spikes, schedule=schedule)
-    return list(run_stream(lower(graph, "spikingjelly", schedule=schedule), frames, mode, counter=counter))
+    options = ExecutionOptions(precision="fixed", mode=mode, schedule=schedule, spikes=spikes)
+    return list(run_stream(lower(graph, "spikingjelly", options, torch.float64), frames, options,
+                           OpCounter(graph, options)))
 
 
 def test_every_schedule_and_encoding_equals_the_integer_qann_on_300_frames(integer_tiny):
     fx, frames = integer_tiny
     graph = fx.graph
-    reference = list(run_stream(lower(graph, "torch"), frames, "reset"))
-    runs = {(schedule, spikes): _run(graph, frames, schedule, spikes)
-            for schedule in ("timestep", "layerwise") for spikes in ("ternary", "graded")}
+    reference = list(run_stream(lower(graph, "torch"), frames, ExecutionOptions(mode="reset")))
+    combinations = (("timestep", "ternary"), ("layerwise", "ternary"), ("layerwise", "graded"))
+    runs = {(schedule, spikes): _run(graph, frames, schedule, spikes) for schedule, spikes in combinations}
     for results in runs.values():
         for ref, res in zip(reference, results, strict=True):
             assert all(torch.equal(res.levels[k], v) for k, v in ref.levels.items()), res.index
@@ -85,8 +87,9 @@ def test_layerwise_locc_does_not_drift_over_10000_frames():
     frames = torch.from_numpy(rng.integers(0, 256, (10_000, 1, 2, 8, 8)).astype(np.float64))
     frames[1::2] = frames[::2]  # half the frames repeat the last: no input at all
     dense = lower(graph, "torch")
-    sim = lower(graph, "spikingjelly", dtype=torch.float32, schedule="layerwise")
-    for frame, res in zip(frames, run_stream(sim, frames, "locc"), strict=True):
+    options = ExecutionOptions(precision="fixed", schedule="layerwise")
+    sim = lower(graph, "spikingjelly", options, torch.float32)
+    for frame, res in zip(frames, run_stream(sim, frames, options), strict=True):
         expected = torch.round(dense.forward(frame)["n2"] / 5.0)
         assert torch.equal(res.levels["n2"].double(), expected), res.index
 
@@ -105,7 +108,7 @@ def test_cli_compares_every_schedule_and_encoding(tmp_path, capsys):
     assert "layerwise_graded ops / ANN MACs" in capsys.readouterr().out
     assert main(["--backend", "spikingjelly", "--task", "stream", "--spikes", "graded",
                  "--out", str(tmp_path / "bad")]) == 2
-    assert "--spikes graded needs --schedule layerwise" in capsys.readouterr().err
+    assert "spikes 'graded' needs schedule 'layerwise'" in capsys.readouterr().err
     lava = tmp_path / "lava"
     assert main(["--backend", "lava", "--task", "stream", "--schedule", "layerwise", "--frames", "3",
                  "--out", str(lava)]) == 0

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from backends.registry import lower
 from evals.run import main
 from neurons.sigma_delta import initial_state, sigma_delta_step
 from vistream_neuro import ir, pipeline
 from vistream_neuro.accounting import OpCounter
+from vistream_neuro.backend import lower
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.sigma_delta import to_sigma_delta
 from vistream_neuro.streaming import run_stream
 
@@ -66,7 +67,7 @@ def test_network_settles_to_its_activation_graph_and_counts_graded_events():
     assert all(isinstance(n, ir.SigmaDelta) for n in exact.nodes if n.name in neurons)
     dense = lower(exact, "torch")
     counter = OpCounter(exact)
-    runs = run_stream(lower(exact, "spikingjelly"), frames, "locc", counter=counter)
+    runs = run_stream(lower(exact, "spikingjelly"), frames, ExecutionOptions(mode="locc"), counter)
     for frame, res in zip(frames, runs, strict=True):
         reference = dense.forward(frame)[exact.output]
         torch.testing.assert_close(res.output, reference, rtol=0, atol=1e-9)
@@ -78,7 +79,7 @@ def test_network_settles_to_its_activation_graph_and_counts_graded_events():
         assert ops.events[ir.INPUT] > 0
     coarse = to_sigma_delta(net.graph, 1.0)
     counter = OpCounter(coarse)
-    runs = list(run_stream(lower(coarse, "spikingjelly"), frames, "locc", counter=counter))
+    runs = list(run_stream(lower(coarse, "spikingjelly"), frames, ExecutionOptions(mode="locc"), counter))
     assert runs[-1].ops.total_spikes < ops.total_spikes  # a threshold holds small changes back
     scale = max(float(np.max(n.scale)) for n in net.graph.neurons)
     assert (runs[-1].output - net.ann(frames[-1])).abs().max() < 50 * scale

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evals.sot_data import (
+from evals.tasks.sot.data import (
     SotDataError,
     SotSequence,
     read_otb,
@@ -18,7 +18,7 @@ from evals.sot_data import (
     write_otb,
     write_otb_results,
 )
-from evals.sot_metrics import center_error, iou, sot_sequence_metrics, sot_summarise
+from evals.tasks.sot.metrics import center_error, iou, sot_sequence_metrics, sot_summarise
 
 
 @pytest.fixture(scope="module")

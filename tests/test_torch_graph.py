@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from backends.torch_graph import conv2d, unfolded_conv2d
+from vistream_neuro.torch_graph import conv2d, unfolded_conv2d
 
 
 def integer_case(seed: int, channels: int = 16, size: tuple[int, int] = (13, 17), kernel=(3, 3)):

@@ -10,13 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evals.figures import KEYPOINTS
-from evals.posetrack import PoseHead, oks
 from evals.run import main
-from evals.sot import XCorrHead
-from evals.sot_data import SotSequence, synthetic_sot, write_otb
-from evals.vos import PropagationHead
-from evals.vos_data import synthetic_vos, write_davis
+from evals.tasks.posetrack.figures import KEYPOINTS
+from evals.tasks.posetrack.task import PoseHead, oks
+from evals.tasks.sot.data import SotSequence, synthetic_sot, write_otb
+from evals.tasks.sot.task import XCorrHead
+from evals.tasks.vos.data import synthetic_vos, write_davis
+from evals.tasks.vos.task import PropagationHead
 
 TASKS = ("sot", "vos", "posetrack")
 
@@ -137,8 +137,8 @@ def _davis_rgb_annotation(tmp_path):
 
 
 def _pose_json_without_keypoints(tmp_path):
-    from evals.pose_data import write_posetrack
-    from evals.posetrack import synthetic_pose_dataset
+    from evals.tasks.posetrack.data import write_posetrack
+    from evals.tasks.posetrack.task import synthetic_pose_dataset
     path = write_posetrack(synthetic_pose_dataset(1, frames=2)[0], tmp_path)
     document = json.loads(path.read_text())
     del document["annotations"][0]["keypoints"]

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
+from evals.data.synthetic import synthetic_video
 from evals.run import main
-from evals.synthetic import synthetic_video
 from vistream_neuro.video import VideoError, read_video, write_video
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evals.vos_data import (
+from evals.tasks.vos.data import (
     VosDataError,
     VosSequence,
     davis_palette,
@@ -16,7 +16,7 @@ from evals.vos_data import (
     write_davis,
     write_davis_results,
 )
-from evals.vos_metrics import vos_sequence_metrics, vos_summarise
+from evals.tasks.vos.metrics import vos_sequence_metrics, vos_summarise
 
 
 @pytest.fixture(scope="module")
