@@ -16,15 +16,8 @@ import motmetrics as mm
 import numpy as np
 import pycocotools.mask as rletools
 
-from evals.tasks.mot.layout import (
-    MotDataError,
-    MotSequence,
-    frame_count,
-    read_frames,
-    read_seqinfo,
-    sequence_folders,
-    write_sequence,
-)
+from evals.tasks.mot import layout
+from evals.tasks.mot.layout import MotDataError, MotSequence
 from evals.tasks.mot.metrics import FrameMatch, Matching, summarise
 from vistream_neuro.atomic import write_atomic
 
@@ -142,9 +135,9 @@ def read_mots(path: Path, max_frames: int | None = None, start: int = 0) -> MotS
     Rows of other classes (e.g. KITTI-MOTS cars) are left out.  A missing gt file gives empty gt.
     """
     path = Path(path)
-    info = read_seqinfo(path)
-    count = frame_count(path, info["seqLength"], start, max_frames)
-    video = read_frames(path, info, start, count)
+    info = layout.read_seqinfo(path)
+    count = layout.frame_count(path, info["seqLength"], start, max_frames)
+    video = layout.read_frames(path, info, start, count)
     gt_file = path / "gt" / "gt.txt"
     rows = read_mots_txt(gt_file, info["imHeight"], info["imWidth"], length=info["seqLength"]) \
         if gt_file.is_file() else []
@@ -166,7 +159,7 @@ def read_mots(path: Path, max_frames: int | None = None, start: int = 0) -> MotS
 
 def read_mots_dataset(root: Path, **kwargs) -> list[MotSequence]:
     """Every MOTS20 sequence folder under ``root``, or ``root`` itself if it is one."""
-    return [read_mots(folder, **kwargs) for folder in sequence_folders(root)]
+    return [read_mots(folder, **kwargs) for folder in layout.sequence_folders(root)]
 
 
 def write_mots(seq: MotSequence, root: Path) -> Path:
@@ -190,7 +183,7 @@ def write_mots(seq: MotSequence, root: Path) -> Path:
         if rows:  # no gt file rather than an empty one, which reads as an error
             write_mots_txt(tmp / "gt" / "gt.txt", rows)
 
-    return write_sequence(seq, root, annotations)
+    return layout.write_sequence(seq, root, annotations)
 
 
 def _by_frame(rows: list[MotsRow], class_id: int) -> dict[int, list[MotsRow]]:
