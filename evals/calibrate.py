@@ -15,7 +15,16 @@ from pathlib import Path
 
 import torch
 
-from evals.cli.arguments import ArgParser, UsageError, non_negative, parse_crop, parse_size, positive
+from evals.cli.arguments import (
+    ArgParser,
+    UsageError,
+    act_bits,
+    non_negative,
+    output_file,
+    parse_crop,
+    parse_size,
+    positive,
+)
 from evals.data.errors import DataError
 from evals.harness.config import EvalConfig
 from evals.harness.stream import load_frames
@@ -24,11 +33,13 @@ from vistream_neuro.models import CheckpointError, ModelError
 from vistream_neuro.normalisation import NORMS, input_norm
 from vistream_neuro.pipeline import CALIBRATION_FRAMES, normalise
 from vistream_neuro.quant import make_qann
+from vistream_neuro.tracing import ConversionError
 from vistream_neuro.video import VideoError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgParser(prog="python -m evals.calibrate", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="python -m evals.calibrate", description=__doc__.splitlines()[0],
+                  dash_values=("--crop",))
     p.add_argument("--model", default="mobilenetv2",
                    help=f"one of: {', '.join(models.MODELS)}, or package.module:factory")
     p.add_argument("--input-norm", choices=NORMS,
@@ -41,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"first {CALIBRATION_FRAMES})")
     p.add_argument("--input-size", type=parse_size, help="network input HxW (default per model)")
     p.add_argument("--crop", type=parse_crop, help="X,Y,W,H crop of each video frame before resizing")
-    p.add_argument("--act-bits", type=positive, default=4)
+    p.add_argument("--act-bits", type=act_bits, default=4, help="activation bits, 2 to 16 (default 4)")
     p.add_argument("--calibration", choices=calibration.METHODS, default="distill")
     p.add_argument("--spatial", action="store_true",
                    help="distill against the feature map (as tracking tasks use it), not pooled features")
@@ -54,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        output_file(args.out)
         models.check_model(args.model)
         size = args.input_size or models.default_input_size(args.model)
         norm = input_norm(args.input_norm)
@@ -81,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         calibration.save_calibration(args.out, ann, qann, meta)
         print(f"{args.calibration}: QANN cosine to float {meta['qann_cosine_to_ann']:.4f} on the "
               f"calibration frames; written: {args.out}")
-    except (UsageError, CheckpointError, ModelError, VideoError, DataError) as exc:
+    except (UsageError, CheckpointError, ModelError, ConversionError, VideoError, DataError) as exc:
         print(f"evals.calibrate: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from evals.cli.arguments import ArgParser, UsageError, parse_size
+from evals.cli.arguments import ArgParser, UsageError, act_bits, output_file, parse_size
 from evals.data.synthetic import synthetic_video
 from vistream_neuro import ir, models
 from vistream_neuro.ir_io import load_graph, save_graph
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--graph", type=Path, help="a spiking-graph file written by --format graph")
     p.add_argument("--weights", type=Path, help="checkpoint (state dict) for --model")
     p.add_argument("--input-size", type=parse_size, help="network input HxW (default per model)")
-    p.add_argument("--act-bits", type=int, default=4, help="activation bits (default 4)")
+    p.add_argument("--act-bits", type=act_bits, default=4, help="activation bits, 2 to 16 (default 4)")
     p.add_argument("--sigma-delta", type=float, default=1.0, metavar="FACTOR",
                    help="netx: sigma-delta threshold = FACTOR x the layer's scale (default 1)")
     p.add_argument("--input-unit", type=float,
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if not args.out.parent.is_dir():
             raise UsageError(f"--out {args.out}: folder {args.out.parent} does not exist")
+        output_file(args.out)
         graph = source_graph(args)
         if args.format == "graph":
             save_graph(graph, args.out)

@@ -13,6 +13,7 @@ plots (and tracker results) under ``--out`` (docs/ARCHITECTURE.md, "Command line
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,8 +22,10 @@ import torch
 from evals.cli.arguments import (
     ArgParser,
     UsageError,
+    act_bits,
     non_negative,
     non_negative_float,
+    output_folder,
     parse_crop,
     parse_size,
     positive,
@@ -46,6 +49,7 @@ from vistream_neuro.backend import (
     get_backend,
     registered,
 )
+from vistream_neuro.diagnostics import collected
 from vistream_neuro.hardware import PRESETS as HW_PRESETS
 from vistream_neuro.ir import GraphError
 from vistream_neuro.models import CheckpointError, ModelError
@@ -55,12 +59,15 @@ from vistream_neuro.runner import StreamResult, comparison_options
 from vistream_neuro.tracing import ConversionError
 from vistream_neuro.video import VideoError
 
+# bad arguments or input: one line and exit code 2 (anything else is an internal failure, exit 1)
+INPUT_ERRORS = (UsageError, UnknownBackendError, BackendUnavailableError, UnsupportedOptionsError,
+                OptionsError, ConversionError, GraphError, CheckpointError, ModelError, VideoError, DataError)
 TRACKING = {"mot": mot_task, "mots": mots_task, "sot": sot_task, "vos": vos_task, "posetrack": posetrack_task}
 TASKS = [*TRACKING, "all", "stream"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgParser(prog="python -m evals.run", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="python -m evals.run", description=__doc__.splitlines()[0], dash_values=("--crop",))
     p.add_argument("--backend", required=True, help=f"one of: {', '.join(sorted(registered()))}")
     p.add_argument("--task", default="mot",
                    help="mot (default: multi-object tracking on the synthetic sequences), mots (with masks), "
@@ -83,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames per sequence (default: all for tracking, 10 for stream)")
     p.add_argument("--input-size", type=parse_size, help="network input HxW (default per model)")
     p.add_argument("--crop", type=parse_crop, help="X,Y,W,H crop of each video frame before resizing")
-    p.add_argument("--act-bits", type=positive, default=4, help="activation bits (default 4)")
+    p.add_argument("--act-bits", type=act_bits, default=4, help="activation bits, 2 to 16 (default 4)")
     p.add_argument("--calibration", choices=calibration.METHODS,
                    help="activation scale calibration on the first frames: percentile (default) or mse "
                         "(one scale per layer), perchannel (one per channel, plus bias correction) or "
@@ -180,35 +187,63 @@ def _config(args: argparse.Namespace) -> EvalConfig:
                       "stream": StreamOptions(args.frame_stride)})
 
 
+# bytes a frame's pixel holds while a stream runs: the float32 video, its float64 network input, the
+# encoded and the held copies, and the runs' own inputs
+BYTES_PER_PIXEL = 4 + 4 * 8
+
+
+def check_memory(config: EvalConfig) -> None:
+    """Refuse, before anything is allocated, a run whose frames alone would not fit in memory."""
+    if config.frames is None or config.input_size is None:
+        return
+    h, w = config.input_size
+    need = config.frames * 3 * h * w * BYTES_PER_PIXEL
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        raise UsageError(f"--input-size {h}x{w} with --frames {config.frames}: the frames alone need about "
+                         f"{need / 2**30:.0f} GiB, this machine has {have / 2**30:.0f} GiB")
+
+
+def _warning(message: str) -> None:
+    print(f"evals.run: warning: {message}", file=sys.stderr)
+
+
 def run_tracking(task: Task, config: EvalConfig, out: Path) -> tuple[StreamResult, dict]:
-    result = run_task(task, config)
+    with collected(_warning) as warnings:
+        result = run_task(task, config)
+    result.warnings = warnings
     print_sequences(config, result, task)
     report = write_report(out, config, result, task)
     print_summary(report)
-    print(f"report: {out / 'report.json'}")
     return result, report
 
 
 def run_stream(config: EvalConfig, out: Path) -> None:
-    result = stream_compare(config)
+    with collected(_warning) as warnings:
+        result = stream_compare(config)
+    result.warnings = warnings
     print_frames(config, result.runs[config.mode])
     print_summary(write_report(out, config, result))
-    print(f"report: {out / 'report.json'}")
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         config = _config(args)
+        check_memory(config)
+        with output_folder(args.out) as folder:  # the whole folder appears at the end, or nothing
+            if config.task == "all":
+                table = run_all(config, folder.path, TRACKING, run_tracking)
+            elif config.task == "stream":
+                run_stream(config, folder.path)
+            else:
+                run_tracking(TRACKING[config.task](config), config, folder.path)
         if config.task == "all":
-            print_table(run_all(config, args.out, TRACKING, run_tracking))
+            print_table(table)
             print(f"combined: {args.out / 'tasks.json'}")
-        elif config.task == "stream":
-            run_stream(config, args.out)
         else:
-            run_tracking(TRACKING[config.task](config), config, args.out)
-    except (UsageError, UnknownBackendError, BackendUnavailableError, UnsupportedOptionsError, OptionsError,
-            ConversionError, GraphError, CheckpointError, ModelError, VideoError, DataError) as exc:
+            print(f"report: {args.out / 'report.json'}")
+    except INPUT_ERRORS as exc:
         print(f"evals.run: error: {exc}", file=sys.stderr)
         return 2
     return 0

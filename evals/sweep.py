@@ -19,15 +19,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
-from evals.cli.arguments import ArgParser, UsageError, parse_size
+from evals.cli.arguments import ArgParser, output_folder, parse_size
 from evals.harness.config import EvalConfig
 from evals.harness.stream import StreamOptions, stream_compare, stream_options
 from evals.reports.hw_report import hw_map_section
 from evals.reports.plots import save_figure
 from evals.reports.tables import write_csv
+from evals.run import INPUT_ERRORS
 from vistream_neuro import models
 from vistream_neuro.atomic import write_atomic
 from vistream_neuro.hardware import PRESETS
+from vistream_neuro.quant import check_bits
 from vistream_neuro.runner import SIGMA_DELTA
 
 RUNS = ("ann", "reset", "locc", SIGMA_DELTA)
@@ -101,24 +103,26 @@ def plot_sweep(path: Path, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.model not in models.MODELS:
-            raise UsageError(f"--model {args.model}: valid models are {', '.join(models.MODELS)}")
-        sizes = args.input_size or [models.DEFAULT_INPUT_SIZE[args.model]]
+        models.check_model(args.model)
+        for bits in args.act_bits:
+            check_bits(bits)
+        sizes = args.input_size or [models.default_input_size(args.model)]
         grid = list(itertools.product(args.act_bits, sizes, args.stride))
-        rows = []
-        for bits, size, stride in tqdm(grid, desc="configurations", disable=None):
-            rows.append(sweep_row(EvalConfig(
-                backend=args.backend, model=args.model, source=args.video or "synthetic", frames=args.frames,
-                input_size=size, act_bits=bits, compare=True, sigma_delta=args.sigma_delta, hw_map=args.hw,
-                seed=args.seed, task_options={"stream": StreamOptions(stride)})))
-    except (UsageError, ValueError, OSError) as exc:
+        with output_folder(args.out) as folder:  # the whole folder appears at the end, or nothing
+            rows = []
+            for bits, size, stride in tqdm(grid, desc="configurations", disable=None):
+                rows.append(sweep_row(EvalConfig(
+                    backend=args.backend, model=args.model, source=args.video or "synthetic",
+                    frames=args.frames, input_size=size, act_bits=bits, compare=True,
+                    sigma_delta=args.sigma_delta, hw_map=args.hw, seed=args.seed,
+                    task_options={"stream": StreamOptions(stride)})))
+            write_csv(folder.path / "sweep.csv", rows)
+            plot_sweep(folder.path / "sweep.png", rows)
+            write_atomic(folder.path / "sweep.json", lambda f: json.dump(
+                {"hardware": args.hw, "model": args.model, "rows": rows}, f, indent=2))
+    except (*INPUT_ERRORS, ValueError) as exc:  # ValueError: a bad value in a comma-separated list
         print(f"evals.sweep: error: {exc}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out / "sweep.csv", rows)
-    plot_sweep(args.out / "sweep.png", rows)
-    write_atomic(args.out / "sweep.json", lambda f: json.dump({"hardware": args.hw, "model": args.model,
-                                                                "rows": rows}, f, indent=2))
     for row in rows:
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
     print(f"sweep: {args.out / 'sweep.json'}")

@@ -64,22 +64,57 @@ def write_h5_atomic(path: str | Path, write: Callable) -> None:
     replace_file(path, fill, suffix=".h5")
 
 
+class FolderReplacement:
+    """A folder built in a temporary sibling of ``target`` and swapped in whole by :meth:`commit`.
+
+    The temporary folder is made at once, so an unwritable place fails before any work is done;
+    until the swap ``target`` keeps what it held, and a failed or interrupted build leaves it
+    untouched.  As a context manager it commits on success and discards on any exception.
+    """
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = Path(target)
+        if self.target.exists() and not self.target.is_dir():
+            raise NotADirectoryError(f"{self.target}: exists and is not a folder")
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
+        os.chmod(self.path, 0o777 & ~_umask())
+
+    def commit(self) -> Path:
+        old = self.target.parent / f".{self.target.name}.old"
+        if self.target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(self.target, old)
+        os.replace(self.path, self.target)
+        shutil.rmtree(old, ignore_errors=True)
+        return self.target
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> FolderReplacement:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
 def replace_folder(target: str | Path, build: Callable[[Path], None]) -> Path:
     """Build a folder by ``build(tmp)`` in a temporary folder beside ``target``, then swap it in for
     ``target`` (an existing one is replaced whole); a failed build leaves ``target`` untouched."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    old = target.parent / f".{target.name}.old"
-    try:
-        build(tmp)
-        if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    with FolderReplacement(target) as folder:
+        build(folder.path)
+    return folder.target
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise an ``OSError`` naming ``path`` unless a file can be written there (tried, then removed):
+    checked before work whose result would otherwise be lost."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; give a file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _temporary_beside(path).unlink()

@@ -138,10 +138,15 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"--weights {path}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic != b"PK" and magic[:1] != b"\x80":  # torch.save writes a zip archive (or, legacy, a pickle)
+        raise CheckpointError(f"--weights {path}: not a torch checkpoint (not a zip archive nor a pickle)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types, with multi-line advice
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # torch.load raises many types, with multi-line advice: keep its first sentence
+        text = str(exc).strip() or type(exc).__name__
+        first = text.splitlines()[0].split(". ")[0].rstrip(".")
         raise CheckpointError(f"--weights {path}: not a readable torch checkpoint ({first})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]

@@ -16,6 +16,16 @@ from torch import fx, nn
 from neurons.stbif import quantize
 from vistream_neuro.tracing import trace
 
+ACT_BITS = range(2, 17)  # signed quantizers need 2 bits; beyond 16 no integer graph fits 24-bit states
+
+
+def check_bits(bits: int) -> int:
+    """``bits`` if it is a usable activation width (:data:`ACT_BITS`), else a ``ValueError`` saying so."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in ACT_BITS:
+        raise ValueError(f"activation bits must be an integer from {ACT_BITS.start} to {ACT_BITS.stop - 1} "
+                         f"(signed layers need 2), got {bits!r}")
+    return bits
+
 
 def bounds(bits: int, signed: bool) -> tuple[int, int]:
     """(pos_max, neg_min) of a ``bits``-bit quantizer."""
@@ -111,6 +121,7 @@ def make_qann(model: nn.Module, bits: int) -> fx.GraphModule:
     signed quantizer, or the next layer would receive analog values instead of spikes.  The
     network is traced into canonical form first (:func:`vistream_neuro.tracing.trace`).
     """
+    check_bits(bits)
     gm = trace(model)
     pos_max, neg_min = bounds(bits, signed=True)
     for node in list(gm.graph.nodes):

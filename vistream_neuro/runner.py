@@ -22,6 +22,7 @@ from vistream_neuro import ir
 from vistream_neuro.accounting import FrameOps, OpCounter, dense_macs
 from vistream_neuro.backend import Backend, get_backend, lower
 from vistream_neuro.deploy import Deployment, deploy, input_band, sigma_delta
+from vistream_neuro.diagnostics import warn
 from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.pipeline import Converted
 from vistream_neuro.reference import DenseQANN
@@ -105,6 +106,7 @@ class StreamResult:
     sigma_delta_cosine_to_ann: float | None = None  # the sigma-delta baseline's outputs vs the ANN's
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # task metrics per network
     sequences: list[dict] = field(default_factory=list)  # per sequence: name, frames, metrics
+    warnings: list[str] = field(default_factory=list)  # what the run's figures depend on (RunWarning)
     # network -> sequence -> tracker output (MOT rows, or MOTS rows with masks)
     tracks: dict[str, dict[str, np.ndarray | list]] = field(default_factory=dict)
 
@@ -239,6 +241,12 @@ class Lockstep:
     def finish(self) -> StreamResult:
         """The result with the mean cosines of QANN to ANN outputs and (integer graph only) of the
         integer to the float QANN and of the float QANN to the ANN (the integer graph's cost)."""
+        for name, records in self.result.runs.items():
+            unsettled = sum(not r.converged for r in records)
+            if unsettled:
+                warn(f"run {name}: {unsettled} of {len(records)} frames did not settle within t_max="
+                     f"{self.runs[name].options.t_max} steps, so their outputs are not the QANN's; "
+                     "raise t_max")
         mean = {k: sum(v) / len(v) if v else None for k, v in self._cosines.items()}
         self.result.qann_cosine_to_ann = mean["qann"]
         if self.deployment.integer:

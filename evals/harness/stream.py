@@ -13,6 +13,8 @@ import torch
 
 from evals.data.synthetic import synthetic_video
 from evals.harness.config import EvalConfig
+from vistream_neuro import calibration
+from vistream_neuro.diagnostics import warn
 from vistream_neuro.pipeline import Converted, convert_model, normalise
 from vistream_neuro.runner import Lockstep, StreamResult, comparison_runs
 from vistream_neuro.video import VideoError, read_video
@@ -53,7 +55,13 @@ def lockstep(net: Converted, config: EvalConfig, frames_total: int) -> Lockstep:
 
 
 def convert(config: EvalConfig, inputs: torch.Tensor, spatial: bool = False) -> Converted:
-    """``config``'s model converted, calibrated on the normalised ``inputs``."""
+    """``config``'s model converted, calibrated on the normalised ``inputs``; a calibration file made
+    at another input size is used as saved, with a warning (its scales saw other statistics)."""
+    if config.weights is not None and calibration.is_calibration_file(config.weights):
+        made = tuple(calibration.calibration_meta(config.weights).get("input_size") or ())
+        if made and made != tuple(inputs.shape[-2:]):
+            warn(f"--weights {config.weights}: calibrated at {made[0]}x{made[1]}, used at "
+                 f"{inputs.shape[-2]}x{inputs.shape[-1]}; its scales may not fit this input size")
     return convert_model(config.model, inputs, config.act_bits, config.seed, config.weights,
                          config.calibration, spatial, norm=config.input_norm)
 

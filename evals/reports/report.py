@@ -97,7 +97,8 @@ def build_report(config: EvalConfig, result: StreamResult) -> dict:
         "input_size": list(result.graph.input_shape[1:]),
         "act_bits": config.act_bits, "source": str(config.source), "start": config.start,
         "calibration": config.calibration, "input_deadband": config.input_deadband,
-        "hysteresis": config.execution.hysteresis, "frames": frames, "summary": summary,
+        "hysteresis": config.execution.hysteresis, "warnings": list(result.warnings), "frames": frames,
+        "summary": summary,
     }
     if config.weights is not None and calibration.is_calibration_file(config.weights):
         report["calibration_file"] = {"path": str(config.weights),

@@ -31,6 +31,7 @@ from evals.tasks.mot.data import (
 from evals.tasks.mot.detector import HogPeopleDetector
 from evals.tasks.mot.metrics import Matching, accumulate, scored_ground_truth, summarise
 from evals.tasks.mot.tracker import JDETracker, embed
+from vistream_neuro.diagnostics import warn
 from vistream_neuro.video import IMAGE_SUFFIXES, frame_rate, read_video
 
 
@@ -104,6 +105,8 @@ def detections(seq: MotSequence, source: str, noise: float, seed: int) -> list[t
             size = np.repeat(rows[:, 4:6], 2, axis=1)
             rows[:, 2:6] += noise * size * rng.standard_normal((len(rows), 4))
             rows[:, 4:6] = np.maximum(rows[:, 4:6], 1.0)
+    if len(rows) == 0:
+        warn(f"{seq.path or seq.name}: no {source} detections in any frame, so nothing is tracked (MOTA 0)")
     return [(rows[rows[:, 0] == t, 2:6], rows[rows[:, 0] == t, 6]) for t in range(1, len(seq.frames) + 1)]
 
 
