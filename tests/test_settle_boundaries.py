@@ -77,16 +77,14 @@ def _bounds(lo: int, hi: int, dtype):
     return torch.tensor(float(hi), dtype=dtype), torch.tensor(float(lo), dtype=dtype)
 
 
-def _assert_settle_equals_stepping(scale, frames, lo, hi, band, first_band=None):
-    """Per frame: the reference's settle against stepping (``first_band``: the band of the first
-    frame, as a neuron after a reset settles it)."""
+def _assert_settle_equals_stepping(scale, frames, lo, hi, band):
+    """Per frame: the reference's settle against stepping, both with hysteresis ``band``."""
     pos_max, neg_min = _bounds(lo, hi, frames.dtype)
     q, acc = initial_state(frames[0])
     q_step, acc_step = q, acc
     for t, current in enumerate(_currents(frames)):
-        h = band if t or first_band is None else first_band
-        change, q, acc = stbif_settle(current, q, acc, scale, pos_max, neg_min, h)
-        total, q_step, acc_step = _step_until_quiet(current, q_step, acc_step, scale, pos_max, neg_min, h)
+        change, q, acc = stbif_settle(current, q, acc, scale, pos_max, neg_min, band)
+        total, q_step, acc_step = _step_until_quiet(current, q_step, acc_step, scale, pos_max, neg_min, band)
         for what, settled, stepped in (("spikes", change, total), ("q", q, q_step), ("acc", acc, acc_step)):
             bad = (settled != stepped).nonzero().flatten()
             assert not len(bad), (f"frame {t}: {what} differs at {len(bad)} neurons, e.g. scale "
