@@ -18,11 +18,14 @@ the finder first.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import signal
 import sys
+import threading
 from types import ModuleType
 
 VAR_MODEL = "lava.magma.compiler.var_model"
@@ -158,3 +161,34 @@ def run_checked(process, condition, run_cfg) -> None:
         if causes:
             raise causes[0] from None
         raise
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """SIGINT blocked, so that every process forked meanwhile inherits it blocked (and never gets
+    one); in this process a Ctrl-C meanwhile is held and raised at the end of the block."""
+    held: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda signum, _: held.append(signum)) if main else None
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending SIGINT reaches `held` now
+        if main and previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        if held:
+            signal.raise_signal(signal.SIGINT)
+
+
+def create_runtime(process, run_cfg) -> None:
+    """``process.create_runtime(run_cfg)``, Lava's processes forked deaf to Ctrl-C.
+
+    A terminal's Ctrl-C reaches the whole process group.  Lava's forked processes would die of it
+    in the middle of a step; the host could then never stop the runtime (it waits for their
+    answer) nor release the runtime's shared memory, and hung on exit until a second Ctrl-C.
+    Forked with SIGINT blocked, they keep running until the host, interrupted alone, stops them;
+    a Ctrl-C during the start-up is raised once the runtime is up.
+    """
+    with _interrupts_held():
+        process.create_runtime(run_cfg=run_cfg)

@@ -17,12 +17,13 @@ from lava.magma.core.model.py.type import LavaPyType  # noqa: E402
 
 
 class Resettable:
-    """Process-model mixin: :meth:`reset_state` runs once after each bump of ``epoch``."""
+    """Process-model mixin: :meth:`reset_state` runs at the first step (a model's state starts as
+    it makes it) and once after each bump of ``epoch``."""
 
     epoch: np.ndarray = LavaPyType(np.ndarray, np.int32)
 
     def reset_if_asked(self) -> None:
-        if int(self.epoch[0]) != self.__dict__.get("_epoch", 0):
+        if int(self.epoch[0]) != self.__dict__.get("_epoch"):
             self.__dict__["_epoch"] = int(self.epoch[0])
             self.reset_state()
 

@@ -1,9 +1,13 @@
 """ST-BIF as a Lava process, with a floating-point and a bit-accurate fixed-point process model.
 
-Select the model with ``Loihi2SimCfg(select_tag="floating_pt" | "fixed_pt")``.  Both follow the
-reference step of :mod:`neurons.stbif`; the bias enters as charge once, ``bias_pending`` steps
-after the host sets it (counting this step as 1): once per stream in LoCC, once per frame in reset
-mode, and delayed by the layer's depth in a network whose synapses delay by one step per hop.
+Select the model with ``Loihi2SimCfg(select_tag="floating_pt" | "fixed_pt")``.  The floating-point
+model runs the reference itself (:func:`neurons.stbif.stbif_step`, and
+:func:`neurons.stbif.stbif_settle` when settling), on float64 state with the residual in units of
+the scale, so it equals the SpikingJelly neuron bit for bit; the fixed-point one is its integer
+form (below), where floor division settles exactly where stepping ends.  The bias enters as
+charge once, ``bias_pending`` steps after the host sets it (counting this step as 1): once per
+stream in LoCC, once per frame in reset mode, and delayed by the layer's depth in a network whose
+synapses delay by one step per hop.
 
 ``settle=True`` is the ``layerwise`` schedule: a neuron fires until quiet within the step, sending its
 whole change of count as one graded message ``change * payload`` (the network's delays bring all of a
@@ -24,10 +28,13 @@ faults travel through a variable instead.)
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from neurons.lava_compat import import_lava
 from neurons.lava_reset import Resettable
+from neurons.lava_torch import TorchInProcess
 from neurons.loihi import MESSAGE_BITS, MESSAGE_LIMIT, STATE_BITS, STATE_LIMIT
+from neurons.stbif import stbif_settle, stbif_step
 
 import_lava()
 
@@ -76,7 +83,9 @@ class STBIF(AbstractProcess):
         self.neg_min = Var(shape=(1,), init=neg_min)
         self.bias = Var(shape=shape, init=np.broadcast_to(np.asarray(bias, dtype=float), shape).copy())
         self.bias_pending = Var(shape=(1,), init=bias_delay + 1)  # steps until the bias enters
-        self.q = Var(shape=shape, init=0.5 * scale)  # residual in input units: q_spec * scale
+        # the residual, set by the model at its first step: in units of the scale (floating_pt), or
+        # times the integer threshold (fixed_pt), starting at half of it
+        self.q = Var(shape=shape, init=0)
         self.acc = Var(shape=shape, init=0)
         self.spikes = Var(shape=shape, init=0)  # spikes of the last step (settle: the change of count)
         self.fault = Var(shape=(2,), init=0)  # (fault code, first step with a fault)
@@ -105,23 +114,31 @@ def raise_on_fault(neuron: STBIF) -> None:
 
 class _STBIFModel(Resettable, PyLoihiProcessModel):
     def reset_state(self) -> None:
-        self.q = (self.scale // 2 if self.q.dtype.kind == "i" else 0.5 * self.scale).astype(self.q.dtype)
+        half = self.scale // 2 if self.q.dtype.kind == "i" else np.full(self.q.shape, 0.5)
+        self.q = half.astype(self.q.dtype)
         self.acc = np.zeros_like(self.acc)
         self.spikes = np.zeros_like(self.spikes)
         self.bias_pending[:] = self.proc_params["bias_delay"] + 1
 
 
-def _step(model, current, threshold) -> np.ndarray:
-    """Shared ST-BIF update on ``model``'s state with residual ``q`` in input units."""
+def _charge(model, current):
+    """This step's input current, plus the bias when it is due (after a reset if one was asked)."""
     model.reset_if_asked()
     if model.bias_pending[0] > 0:
         model.bias_pending[:] = model.bias_pending - 1
         if model.bias_pending[0] == 0:
             current = current + model.bias
+    return current
+
+
+def _step(model, current, threshold) -> np.ndarray:
+    """The integer update of the fixed-point model, residual ``q`` in input units: integers add
+    exactly, so settling by floor division ends where stepping does."""
+    current = _charge(model, current)  # may reset the state: before reading it
     model.q[:] = model.q + current
     if model.proc_params["settle"]:  # fire until quiet: q in [0, threshold) unless a bound stops it
-        whole = model.q // threshold if model.q.dtype.kind == "i" else np.floor(model.q / threshold)
-        spike = np.clip(whole, model.neg_min[0] - model.acc, model.pos_max[0] - model.acc).astype(np.int32)
+        spike = np.clip(model.q // threshold, model.neg_min[0] - model.acc,
+                        model.pos_max[0] - model.acc).astype(np.int32)
     else:
         pos = (model.q >= threshold) & (model.acc < model.pos_max[0])
         neg = (model.q < 0) & (model.acc > model.neg_min[0])
@@ -135,8 +152,9 @@ def _step(model, current, threshold) -> np.ndarray:
 @implements(proc=STBIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PySTBIFFloat(_STBIFModel):
-    """Reference semantics in float64: ``q`` holds residual x scale, spikes carry ``payload``."""
+class PySTBIFFloat(_STBIFModel, TorchInProcess):
+    """The reference neuron in float64: ``q`` is the residual in units of the scale, spikes (or,
+    settling, the change of count) carry ``payload``."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
@@ -152,8 +170,14 @@ class PySTBIFFloat(_STBIFModel):
     fault: np.ndarray = LavaPyType(np.ndarray, int)
 
     def run_spk(self) -> None:
-        spike = _step(self, self.a_in.recv(), self.scale)
-        self.s_out.send(spike * self.payload)
+        current = torch.from_numpy(_charge(self, self.a_in.recv()))
+        bounds = (torch.tensor(float(self.pos_max[0]), dtype=torch.float64),
+                  torch.tensor(float(self.neg_min[0]), dtype=torch.float64))
+        rule = stbif_settle if self.proc_params["settle"] else stbif_step
+        spike, q, acc = rule(current, torch.from_numpy(self.q), torch.from_numpy(self.acc).double(),
+                             torch.from_numpy(self.scale), *bounds)
+        self.q[:], self.acc[:], self.spikes[:] = q.numpy(), acc.numpy(), spike.numpy()
+        self.s_out.send(self.spikes * self.payload)
 
 
 @implements(proc=STBIF, protocol=LoihiProtocol)

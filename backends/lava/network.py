@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from neurons.lava_compat import import_lava, run_checked
+from neurons.lava_compat import create_runtime, import_lava, run_checked
 from vistream_neuro import ir
 
 import_lava()
@@ -283,11 +283,16 @@ class LavaNetwork:
         return flat
 
     def _start(self) -> None:
-        """Compile and spawn the processes once; the runtime lives until :meth:`close`."""
+        """Compile and spawn the processes once; the runtime lives until :meth:`close`, an
+        exception in a run, or the interpreter's exit."""
         if not self._started:
-            self.recorder.create_runtime(run_cfg=self._config)
-            atexit.register(self._stop_at_exit)
             self._started = True
+            atexit.register(self._stop_at_exit)
+            try:
+                create_runtime(self.recorder, self._config)
+            except BaseException as exc:
+                self._stop_after(exc)
+                raise
 
     def inject(self, current: np.ndarray) -> None:
         """Queue ``current`` (IR layout, one sample) to enter the network at the next step."""
@@ -297,15 +302,19 @@ class LavaNetwork:
     def run(self, steps: int) -> list[list[np.ndarray]]:
         """Run ``steps`` steps; per step, the probes' flat data (in :attr:`probes` order)."""
         self._start()
-        for _ in range(steps):
-            self.injector.send(self._zeros if self._pending is None else self._pending)
-            self._pending = None
-        run_checked(self.recorder, RunSteps(steps), self._config)
-        self.steps_run += steps
-        if self.fixed:
-            for neuron in self.neurons.values():
-                raise_on_fault(neuron)
-        return [self.recorder.receive() for _ in range(steps)]
+        try:
+            for _ in range(steps):
+                self.injector.send(self._zeros if self._pending is None else self._pending)
+                self._pending = None
+            run_checked(self.recorder, RunSteps(steps), self._config)
+            self.steps_run += steps
+            if self.fixed:
+                for neuron in self.neurons.values():
+                    raise_on_fault(neuron)
+            return [self.recorder.receive() for _ in range(steps)]
+        except BaseException as exc:
+            self._stop_after(exc)
+            raise
 
     def reset(self) -> None:
         """Return every state to its initial value at the next step (one small message each)."""
@@ -319,8 +328,17 @@ class LavaNetwork:
             for var in (sd.sigma, sd.act, sd.residue):
                 var.set(np.zeros(var.shape))
 
+    def _stop_after(self, exc: BaseException) -> None:
+        """Stop the runtime once ``exc`` (Ctrl-C, a fault) ended a start-up or a run, so that its
+        processes end and its shared memory is released; ``exc`` stays the error to see."""
+        try:
+            self.close()
+        except Exception as failure:
+            exc.add_note(f"stopping the Lava runtime failed too: {failure!r}")
+
     def close(self) -> None:
+        """Stop the runtime: its processes end and its shared memory is released (idempotent)."""
         if self._started:
-            self.recorder.stop()
-            atexit.unregister(self._stop_at_exit)
             self._started = False
+            atexit.unregister(self._stop_at_exit)
+            self.recorder.stop()

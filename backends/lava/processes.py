@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from neurons.lava_compat import import_lava
 from neurons.lava_reset import Resettable
+from neurons.lava_torch import TorchInProcess
 
 import_lava()
 
@@ -36,16 +37,6 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 from lava.proc.conv.process import Conv  # noqa: E402
 
 INT = np.int64  # host-side integer type of fixed-point models (messages are checked at 24 bits)
-
-
-class TorchInProcess(PyLoihiProcessModel):
-    """A process model that calls torch ops.  Lava forks its processes; a forked child whose
-    parent already ran torch's intra-op thread pool hangs in its first parallel op, so the
-    child keeps to one thread (Lava runs one OS process per Lava process anyway)."""
-
-    def __init__(self, proc_params) -> None:
-        super().__init__(proc_params)
-        torch.set_num_threads(1)
 
 
 def to_torch_map(x: np.ndarray) -> torch.Tensor:
