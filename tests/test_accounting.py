@@ -151,3 +151,32 @@ def test_reset_and_locc_agree_on_outputs_but_not_on_cost(mobilenet_compare):
     assert reset[0].ops.sops == locc[0].ops.sops  # the first LoCC frame is a reset frame
     assert reset[0].ops.input_macs == locc[0].ops.input_macs
     assert all(r.ops.total_sops != s.ops.total_sops for r, s in zip(reset[1:], locc[1:], strict=True))
+
+
+def test_a_frames_counts_are_compact_and_read_like_dicts(mobilenet_compare):
+    """A run keeps every frame's per-layer counts: as one int64 array per kind beside layer names
+    shared by all frames, far smaller than dicts of Python ints, and read the same way."""
+    import tracemalloc
+
+    from vistream_neuro.accounting import FrameOps
+
+    _, result = mobilenet_compare
+    ops = result.runs["locc"][1].ops
+    kinds = ("sops", "input_macs", "spikes_pos", "spikes_neg", "updates_dense", "updates_event",
+             "min_spikes", "events")
+    as_dicts = [dict(getattr(ops, k).items()) for k in kinds]
+    for kind, counts in zip(kinds, as_dicts, strict=True):
+        assert getattr(ops, kind) == counts and dict(getattr(ops, kind)) == counts
+    assert ops.layer_cost(next(iter(ops.sops))) == next(iter(as_dicts[0].values()))
+
+    def per_frame(build) -> float:
+        tracemalloc.start()
+        kept = [build() for _ in range(100)]
+        size = tracemalloc.get_traced_memory()[0] / len(kept)
+        tracemalloc.stop()
+        return size
+
+    shared: dict = {}
+    compact = per_frame(lambda: FrameOps(ops.timesteps, *[dict(d) for d in as_dicts], shared=shared))
+    plain = per_frame(lambda: [dict(d) for d in as_dicts])
+    assert compact < plain / 2, (compact, plain)  # the dicts here even share their int objects

@@ -18,7 +18,8 @@ Totals accumulate on the simulator's device; the host reads them once per frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 import torch
@@ -71,19 +72,67 @@ def dense_macs(graph: ir.SpikingGraph) -> dict[str, int]:
     return macs
 
 
+class Counts(Mapping[str, int]):
+    """Per-layer counts of one frame as a read-only mapping, held as one int64 array beside layer
+    names shared by every frame of a run: a run keeps one of these per frame and kind, and a dict
+    of Python ints would cost about seven times the memory (~20 KB per frame for MobileNetV2)."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: dict[str, int], values: np.ndarray) -> None:
+        self._index, self._values = index, values
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int], shared: dict[tuple, dict[str, int]] | None = None) -> Counts:
+        """``counts`` compacted; ``shared`` maps layer-name tuples to one index each, so that frames
+        with the same layers share it."""
+        names = tuple(counts)
+        index = {n: i for i, n in enumerate(names)} if shared is None else shared.get(names)
+        if index is None:
+            index = shared[names] = {n: i for i, n in enumerate(names)}
+        return cls(index, np.fromiter(counts.values(), dtype=np.int64, count=len(names)))
+
+    def __getitem__(self, name: str) -> int:
+        return int(self._values[self._index[name]])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def values(self):  # one conversion instead of one per item
+        return self._values.tolist()
+
+    def __repr__(self) -> str:
+        return f"Counts({dict(self.items())})"
+
+
+_KINDS = ("sops", "input_macs", "spikes_pos", "spikes_neg", "updates_dense", "updates_event", "min_spikes",
+          "events")
+
+
 @dataclass
 class FrameOps:
-    """Operation counts of one frame (all steps), per layer; ints on the host."""
+    """Operation counts of one frame (all steps), per layer; ints on the host (given as dicts,
+    kept as :class:`Counts`)."""
 
     timesteps: int
-    sops: dict[str, int]  # per synaptic layer fed by events
-    input_macs: dict[str, int]  # per synaptic layer fed by the analog input
-    spikes_pos: dict[str, int]
-    spikes_neg: dict[str, int]
-    updates_dense: dict[str, int]
-    updates_event: dict[str, int]
-    min_spikes: dict[str, int]
-    events: dict[str, int] = field(default_factory=dict)  # nonzero entries of the input and max pools
+    sops: Mapping[str, int]  # per synaptic layer fed by events
+    input_macs: Mapping[str, int]  # per synaptic layer fed by the analog input
+    spikes_pos: Mapping[str, int]
+    spikes_neg: Mapping[str, int]
+    updates_dense: Mapping[str, int]
+    updates_event: Mapping[str, int]
+    min_spikes: Mapping[str, int]
+    events: Mapping[str, int] = field(default_factory=dict)  # nonzero entries of the input and max pools
+    shared: InitVar[dict | None] = None
+
+    def __post_init__(self, shared: dict | None) -> None:
+        for kind in _KINDS:
+            counts = getattr(self, kind)
+            if not isinstance(counts, Counts):
+                setattr(self, kind, Counts.of(counts, shared))
 
     def layer_cost(self, name: str) -> int:
         """SOPs of a spike-fed layer, or MACs of the layer fed by the analog input."""
@@ -146,6 +195,7 @@ class OpCounter:
                         ("graded_pos", self._graded),
                         ("sources", self._sources)]
         self._prev_levels: dict[str, torch.Tensor] | None = None
+        self._shared: dict[tuple, dict[str, int]] = {}  # layer names -> index, one per kind for all frames
         self.reset_stream()
 
     def reset_stream(self) -> None:
@@ -223,7 +273,7 @@ class OpCounter:
             updates_dense={k: n * self._steps for k, n in self._size.items()},
             updates_event=totals["active"],
             min_spikes={k: int(v.abs().sum()) for k, v in change.items()},
-            events=totals["sources"],
+            events=totals["sources"], shared=self._shared,
         )
         self._prev_levels = {k: v.clone() for k, v in levels.items()}
         self._start_frame()
