@@ -44,7 +44,7 @@ def test_checkpoint_round_trip_and_first_mismatching_key(tmp_path):
     with pytest.raises(CheckpointError, match=r"'1\.running_mean' has shape \(3,\)"):
         load_checkpoint(models.build("resnet18"), path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pt: not a readable"):
+    with pytest.raises(CheckpointError, match="junk.pt: not a torch checkpoint"):
         load_checkpoint(net, tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="no such file"):
         load_checkpoint(net, tmp_path / "missing.pt")
