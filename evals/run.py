@@ -13,8 +13,10 @@ plots (and tracker results) under ``--out`` (docs/ARCHITECTURE.md, "Command line
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import torch
@@ -34,6 +36,7 @@ from evals.data.errors import DataError
 from evals.harness.config import EvalConfig
 from evals.harness.stream import StreamOptions, stream_compare
 from evals.harness.tasks import Task, run_task
+from evals.harness.workers import JobFailed, Workers, session
 from evals.reports.all_tasks import print_table, run_all
 from evals.reports.report import print_frames, print_sequences, print_summary, write_report
 from evals.tasks.mot.task import MotOptions, mot_task
@@ -137,9 +140,37 @@ def build_parser() -> argparse.ArgumentParser:
                         "(report section hw_map, hw_layers.csv, hw_map.png)")
     p.add_argument("--force", action="store_true",
                    help="run on Lava even when the estimated time is impractical")
+    add_worker_arguments(p, "a tracking task's sequences")
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="report directory")
     p.add_argument("--seed", type=int, default=0)
     return p
+
+
+def add_worker_arguments(p: argparse.ArgumentParser, jobs: str) -> None:
+    p.add_argument("--workers", type=positive, metavar="N",
+                   help=f"run {jobs} on N local Ray workers, gathered in order: the same report as the "
+                        "serial run (default: one after the other in this process, without Ray)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="join a running Ray cluster instead (auto, or host:port of `ray start --head`); "
+                        "with --workers, at most N jobs at a time")
+
+
+def workers_of(args: argparse.Namespace) -> Workers:
+    """Where the jobs run, from --workers / --ray-address (Ray only looked for, not imported)."""
+    workers = Workers(args.workers or 0, args.ray_address, gpu=getattr(args, "device", "cpu") == "cuda")
+    if workers.parallel and importlib.util.find_spec("ray") is None:
+        raise UsageError("--workers / --ray-address need Ray, which is not installed: "
+                         "pip install 'vistream-neuro[ray]' (or make install)")
+    return workers
+
+
+def job_failed(prog: str, exc: JobFailed) -> int:
+    """One line naming the failed job; exit code 2 for bad input, else 1 (with the job's traceback)."""
+    print(f"{prog}: error: {exc}", file=sys.stderr)
+    if isinstance(exc.cause, INPUT_ERRORS):
+        return 2
+    traceback.print_exception(exc.cause, file=sys.stderr)
+    return 1
 
 
 def _config(args: argparse.Namespace) -> EvalConfig:
@@ -161,6 +192,9 @@ def _config(args: argparse.Namespace) -> EvalConfig:
     if args.frame_stride != 1 and not stream:
         raise UsageError("--frame-stride applies to --task stream")
     compare = not stream if args.compare is None else args.compare
+    workers = workers_of(args)
+    if stream and workers.parallel:
+        raise UsageError("--workers / --ray-address apply to tracking tasks (a stream is one sequence)")
     all_schedules = args.schedule == "all"
     execution = ExecutionOptions(
         precision=args.precision, mode=args.mode, schedule="timestep" if all_schedules else args.schedule,
@@ -184,7 +218,8 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         seed=args.seed, execution=execution, compare=compare, all_schedules=all_schedules,
         sigma_delta=args.sigma_delta, hw_map=args.hw_map, input_deadband=args.input_deadband,
         task_options={"mot": MotOptions(args.detections, args.det_noise),
-                      "stream": StreamOptions(args.frame_stride)})
+                      "stream": StreamOptions(args.frame_stride)},
+        workers=workers)
 
 
 # bytes a frame's pixel holds while a stream runs: the float32 video, its float64 network input, the
@@ -231,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         config = _config(args)
         check_memory(config)
-        with output_folder(args.out) as folder:  # the whole folder appears at the end, or nothing
+        with session(config.workers), output_folder(args.out) as folder:  # the whole folder, or nothing
             if config.task == "all":
                 table = run_all(config, folder.path, TRACKING, run_tracking)
             elif config.task == "stream":
@@ -246,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     except INPUT_ERRORS as exc:
         print(f"evals.run: error: {exc}", file=sys.stderr)
         return 2
+    except JobFailed as exc:
+        return job_failed("evals.run", exc)
     return 0
 
 

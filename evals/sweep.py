@@ -17,15 +17,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tqdm import tqdm
 
 from evals.cli.arguments import ArgParser, output_folder, parse_size
 from evals.harness.config import EvalConfig
 from evals.harness.stream import StreamOptions, stream_compare, stream_options
+from evals.harness.workers import JobFailed, map_ordered, session
 from evals.reports.hw_report import hw_map_section
 from evals.reports.plots import save_figure
 from evals.reports.tables import write_csv
-from evals.run import INPUT_ERRORS
+from evals.run import INPUT_ERRORS, add_worker_arguments, job_failed, workers_of
 from vistream_neuro import models
 from vistream_neuro.atomic import write_atomic
 from vistream_neuro.hardware import PRESETS
@@ -60,12 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=6, help="frames per configuration (default 6)")
     p.add_argument("--sigma-delta", type=float, default=1.0, help="threshold factor of the baseline")
     p.add_argument("--hw", choices=tuple(PRESETS), default="loihi2")
+    add_worker_arguments(p, "the configurations")
     p.add_argument("--out", type=Path, default=Path("runs/sweep"))
     p.add_argument("--seed", type=int, default=0)
     return p
 
 
-def sweep_row(config: EvalConfig) -> dict:
+def sweep_row(_: None, config: EvalConfig) -> dict:
+    """One configuration's row (a job of :func:`evals.harness.workers.map_ordered`)."""
     result = stream_compare(config)
     section = hw_map_section(result, config.hw_map)
     runs = section["runs"]
@@ -108,14 +110,15 @@ def main(argv: list[str] | None = None) -> int:
             check_bits(bits)
         sizes = args.input_size or [models.default_input_size(args.model)]
         grid = list(itertools.product(args.act_bits, sizes, args.stride))
-        with output_folder(args.out) as folder:  # the whole folder appears at the end, or nothing
-            rows = []
-            for bits, size, stride in tqdm(grid, desc="configurations", disable=None):
-                rows.append(sweep_row(EvalConfig(
-                    backend=args.backend, model=args.model, source=args.video or "synthetic",
-                    frames=args.frames, input_size=size, act_bits=bits, compare=True,
-                    sigma_delta=args.sigma_delta, hw_map=args.hw, seed=args.seed,
-                    task_options={"stream": StreamOptions(stride)})))
+        points = [EvalConfig(backend=args.backend, model=args.model, source=args.video or "synthetic",
+                             frames=args.frames, input_size=size, act_bits=bits, compare=True,
+                             sigma_delta=args.sigma_delta, hw_map=args.hw, seed=args.seed,
+                             task_options={"stream": StreamOptions(stride)})
+                  for bits, size, stride in grid]
+        names = [f"configuration {bits} bits {h}x{w} stride {stride}" for bits, (h, w), stride in grid]
+        workers = workers_of(args)
+        with session(workers), output_folder(args.out) as folder:  # the whole folder appears at the end
+            rows = map_ordered(sweep_row, None, points, names, workers, desc="configurations")
             write_csv(folder.path / "sweep.csv", rows)
             plot_sweep(folder.path / "sweep.png", rows)
             write_atomic(folder.path / "sweep.json", lambda f: json.dump(
@@ -123,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     except (*INPUT_ERRORS, ValueError) as exc:  # ValueError: a bad value in a comma-separated list
         print(f"evals.sweep: error: {exc}", file=sys.stderr)
         return 2
+    except JobFailed as exc:
+        return job_failed("evals.sweep", exc)
     for row in rows:
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
     print(f"sweep: {args.out / 'sweep.json'}")

@@ -10,6 +10,7 @@ A comparison is a set of named runs (:class:`RunSpec`): the primary run is named
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -121,6 +122,18 @@ class LockstepFrame:
     records: dict[str, FrameRecord]  # per run
 
 
+@dataclass
+class LockstepPart:
+    """What streaming some sequences added to a comparison's result: per run its frame records, the
+    per-frame cosines behind the mean figures, the integer graph's dtype.  A sequence streamed by a
+    :meth:`Lockstep.fork` (here or in another process) adds up, through :meth:`Lockstep.absorb`, to
+    exactly what streaming it on the runner itself gives."""
+
+    runs: dict[str, list[FrameRecord]]
+    cosines: dict[str, list[float]]
+    fixed_dtype: str | None
+
+
 def _record(ref: FrameResult, res: FrameResult, sequence: str) -> FrameRecord:
     err = (res.output - ref.output).abs().max().item()
     total = sum(v.numel() for v in ref.levels.values())
@@ -169,6 +182,27 @@ class Lockstep:
     @property
     def names(self) -> list[str]:
         return list(self.runs)
+
+    def fork(self) -> Lockstep:
+        """A runner of the same comparison (same networks and deployed graphs) with nothing recorded."""
+        twin = copy.copy(self)
+        twin.result = StreamResult(self.graph, self.result.ann_macs, {name: [] for name in self.runs})
+        twin._cosines = {k: [] for k in self._cosines}
+        return twin
+
+    @property
+    def part(self) -> LockstepPart:
+        """Everything recorded so far, for another runner to :meth:`absorb`."""
+        return LockstepPart(self.result.runs, self._cosines, self.result.fixed_dtype)
+
+    def absorb(self, part: LockstepPart) -> None:
+        """Append ``part`` (of a fork of this comparison) as if its sequences had streamed here."""
+        for name, records in part.runs.items():
+            self.result.runs[name].extend(records)
+        for key, values in part.cosines.items():
+            self._cosines[key].extend(values)
+        if part.fixed_dtype is not None:
+            self.result.fixed_dtype = part.fixed_dtype
 
     def run(self, frames: torch.Tensor, desc: str = "frames", sequence: str = "") -> Iterator[LockstepFrame]:
         """``frames``: network inputs (normalised) ``(T, C, H, W)``, one stream."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evals.harness.workers import SERIAL, Workers
 from vistream_neuro.normalisation import InputNorm
 from vistream_neuro.options import ExecutionOptions
 
@@ -36,6 +37,7 @@ class EvalConfig:
     hw_map: str | None = None  # chip preset to map the graph onto (vistream_neuro.hardware)
     input_deadband: int = 0  # 8-bit levels an input value must move by before it is sent again
     task_options: dict[str, object] = field(default_factory=dict)  # per task name, its own options
+    workers: Workers = SERIAL  # where a task's sequences stream (evals.harness.workers)
 
     @property
     def mode(self) -> str:

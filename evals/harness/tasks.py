@@ -18,12 +18,13 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from evals.harness.config import EvalConfig
 from evals.harness.stream import convert, lockstep
+from evals.harness.workers import map_ordered
+from vistream_neuro.diagnostics import collected, warn
 from vistream_neuro.pipeline import normalise
-from vistream_neuro.runner import StreamResult
+from vistream_neuro.runner import Lockstep, LockstepPart, StreamResult
 from vistream_neuro.tracing import ConversionError
 
 
@@ -90,8 +91,49 @@ def network_input(seq: TrackedSequence, config: EvalConfig, size: tuple[int, int
     return normalise(frames, config.model, config.input_norm)
 
 
+@dataclass
+class SequenceJob:
+    """One sequence of a task, ready to stream: the data and its network inputs."""
+
+    task: Task
+    config: EvalConfig
+    sequence: TrackedSequence
+    frames: torch.Tensor  # normalised network inputs (T, C, H, W)
+
+
+@dataclass
+class SequenceOutcome:
+    """What one sequence gave: each network's head, its report entry, the runner's records and the
+    run warnings it raised (raised again where the outcome is gathered, in sequence order)."""
+
+    heads: dict[str, Head]
+    entry: dict
+    part: LockstepPart
+    warnings: list[str]
+
+
+def track_sequence(runner: Lockstep, job: SequenceJob) -> SequenceOutcome:
+    """One sequence through every network and its head, on a fork of ``runner`` (this process or a
+    worker's)."""
+    task, seq, twin = job.task, job.sequence, runner.fork()
+    with collected() as warnings:
+        shared = task.prepare(seq, job.config)
+        variants = ["ann", "qann", *twin.names]
+        heads = {v: task.head(seq, shared) for v in variants}
+        for t, step in enumerate(twin.run(job.frames, desc=seq.name, sequence=seq.name)):
+            features = {"ann": step.ann, "qann": step.qann, **step.snn}
+            for v in variants:
+                heads[v].step(t, features[v])
+        entry = {"name": seq.name, "frames": len(seq.frames),
+                 "same_as_qann": {v: heads[v].same_as(heads["qann"]) for v in variants},
+                 **task.describe(seq, heads)}
+    return SequenceOutcome(heads, entry, twin.part, warnings)
+
+
 def run_task(task: Task, config: EvalConfig) -> StreamResult:
-    """Every sequence through every network and its head; metrics per network and sequence."""
+    """Every sequence through every network and its head; metrics per network and sequence.  The
+    backbone is converted once, here; the sequences stream on ``config.workers`` and are gathered in
+    their order, so a parallel run's result is the serial run's."""
     sequences = task.load(config)
     size = config.input_size or tuple(sequences[0].frames.shape[-2:])
     inputs = [network_input(s, config, size) for s in sequences]
@@ -100,22 +142,20 @@ def run_task(task: Task, config: EvalConfig) -> StreamResult:
         raise ConversionError(f"--model {config.model}: the {task.name} task reads a (C, H, W) feature map, "
                               f"but the network's output is {net.graph.shapes[net.graph.output]}")
     runner = lockstep(net, config, sum(len(x) for x in inputs))
+    jobs = [SequenceJob(task, config, s, x) for s, x in zip(sequences, inputs, strict=True)]
+    outcomes = map_ordered(track_sequence, runner, jobs, [f"sequence {s.name}" for s in sequences],
+                           config.workers, desc=f"{task.name} sequences")
     result = runner.result
     variants = ["ann", "qann", *runner.names]
     heads: dict[str, dict[str, Head]] = {v: {} for v in variants}
-    for seq, frames in tqdm(list(zip(sequences, inputs, strict=True)), desc="sequences", disable=None):
-        shared = task.prepare(seq, config)
-        now = {v: task.head(seq, shared) for v in variants}
-        for t, step in enumerate(runner.run(frames, desc=seq.name, sequence=seq.name)):
-            features = {"ann": step.ann, "qann": step.qann, **step.snn}
-            for v in variants:
-                now[v].step(t, features[v])
+    for seq, outcome in zip(sequences, outcomes, strict=True):
+        for message in outcome.warnings:
+            warn(message)
+        runner.absorb(outcome.part)
         for v in variants:
-            heads[v][seq.name] = now[v]
-            result.tracks.setdefault(v, {})[seq.name] = now[v].output()
-        result.sequences.append({"name": seq.name, "frames": len(seq.frames),
-                                 "same_as_qann": {v: now[v].same_as(now["qann"]) for v in variants},
-                                 **task.describe(seq, now)})
+            heads[v][seq.name] = outcome.heads[v]
+            result.tracks.setdefault(v, {})[seq.name] = outcome.heads[v].output()
+        result.sequences.append(outcome.entry)
     per_variant = {v: task.summarise(heads[v], sequences) for v in variants}
     result.metrics = {v: m["OVERALL"] for v, m in per_variant.items() if "OVERALL" in m}
     for entry in result.sequences:
