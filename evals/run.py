@@ -35,7 +35,7 @@ from evals.cli.arguments import (
 from evals.data.errors import DataError
 from evals.harness.config import EvalConfig
 from evals.harness.stream import StreamOptions, stream_compare
-from evals.harness.tasks import Task, run_task
+from evals.harness.tasks import Task, run_tasks
 from evals.harness.workers import JobFailed, Workers, session
 from evals.reports.all_tasks import print_table, run_all
 from evals.reports.report import print_frames, print_sequences, print_summary, write_report
@@ -243,14 +243,18 @@ def _warning(message: str) -> None:
     print(f"evals.run: warning: {message}", file=sys.stderr)
 
 
-def run_tracking(task: Task, config: EvalConfig, out: Path) -> tuple[StreamResult, dict]:
-    with collected(_warning) as warnings:
-        result = run_task(task, config)
-    result.warnings = warnings
-    print_sequences(config, result, task)
-    report = write_report(out, config, result, task)
-    print_summary(report)
-    return result, report
+def run_tracking(runs: list[tuple[Task, EvalConfig, Path]]) -> list[tuple[StreamResult, dict]]:
+    """Tracking tasks (one, or the five of ``--task all``) as one set of sequence jobs on the first
+    configuration's workers; per task its result and report, written to its folder."""
+    results = run_tasks([(task, config) for task, config, _ in runs], runs[0][1].workers)
+    reports = []
+    for (task, config, out), result in zip(runs, results, strict=True):
+        for message in result.warnings:
+            _warning(message)
+        print_sequences(config, result, task)
+        reports.append(write_report(out, config, result, task))
+        print_summary(reports[-1])
+    return list(zip(results, reports, strict=True))
 
 
 def run_stream(config: EvalConfig, out: Path) -> None:
@@ -272,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             elif config.task == "stream":
                 run_stream(config, folder.path)
             else:
-                run_tracking(TRACKING[config.task](config), config, folder.path)
+                run_tracking([(TRACKING[config.task](config), config, folder.path)])
         if config.task == "all":
             print_table(table)
             print(f"combined: {args.out / 'tasks.json'}")

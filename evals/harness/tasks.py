@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from evals.harness.config import EvalConfig
 from evals.harness.stream import convert, lockstep
-from evals.harness.workers import map_ordered
+from evals.harness.workers import SERIAL, Workers, map_ordered
 from vistream_neuro.diagnostics import collected, warn
 from vistream_neuro.pipeline import normalise
 from vistream_neuro.runner import Lockstep, LockstepPart, StreamResult
@@ -93,12 +93,14 @@ def network_input(seq: TrackedSequence, config: EvalConfig, size: tuple[int, int
 
 @dataclass
 class SequenceJob:
-    """One sequence of a task, ready to stream: the data and its network inputs."""
+    """One sequence of a task, ready to stream: the data, its network inputs, and which of the run's
+    runners (one per task) streams it."""
 
     task: Task
     config: EvalConfig
     sequence: TrackedSequence
     frames: torch.Tensor  # normalised network inputs (T, C, H, W)
+    runner: int = 0
 
 
 @dataclass
@@ -112,10 +114,10 @@ class SequenceOutcome:
     warnings: list[str]
 
 
-def track_sequence(runner: Lockstep, job: SequenceJob) -> SequenceOutcome:
-    """One sequence through every network and its head, on a fork of ``runner`` (this process or a
-    worker's)."""
-    task, seq, twin = job.task, job.sequence, runner.fork()
+def track_sequence(runners: Sequence[Lockstep], job: SequenceJob) -> SequenceOutcome:
+    """One sequence through every network and its head, on a fork of its runner (in this process or
+    a worker's)."""
+    task, seq, twin = job.task, job.sequence, runners[job.runner].fork()
     with collected() as warnings:
         shared = task.prepare(seq, job.config)
         variants = ["ann", "qann", *twin.names]
@@ -130,35 +132,73 @@ def track_sequence(runner: Lockstep, job: SequenceJob) -> SequenceOutcome:
     return SequenceOutcome(heads, entry, twin.part, warnings)
 
 
+@dataclass
+class PreparedTask:
+    """A task with its sequences loaded and its backbone converted, before anything streams."""
+
+    task: Task
+    config: EvalConfig
+    sequences: Sequence[TrackedSequence]
+    inputs: list[torch.Tensor]
+    runner: Lockstep
+    warnings: list[str]
+
+
+def prepare_task(task: Task, config: EvalConfig) -> PreparedTask:
+    """Load ``task``'s sequences and convert the backbone once (calibrated on the first sequence)."""
+    with collected() as warnings:
+        sequences = task.load(config)
+        size = config.input_size or tuple(sequences[0].frames.shape[-2:])
+        inputs = [network_input(s, config, size) for s in sequences]
+        net = convert(config, inputs[0], spatial=True)
+        if len(net.graph.shapes[net.graph.output]) != 3:
+            raise ConversionError(f"--model {config.model}: the {task.name} task reads a (C, H, W) feature "
+                                  f"map, but the network's output is {net.graph.shapes[net.graph.output]}")
+        runner = lockstep(net, config, sum(len(x) for x in inputs))
+    return PreparedTask(task, config, sequences, inputs, runner, warnings)
+
+
+def finish_task(prepared: PreparedTask, outcomes: Sequence[SequenceOutcome]) -> StreamResult:
+    """The task's result from its sequences' outcomes (in sequence order): records, tracks, metrics
+    per network and sequence, and every run warning in the order a serial run raises them."""
+    task, runner = prepared.task, prepared.runner
+    with collected() as warnings:
+        result = runner.result
+        variants = ["ann", "qann", *runner.names]
+        heads: dict[str, dict[str, Head]] = {v: {} for v in variants}
+        for seq, outcome in zip(prepared.sequences, outcomes, strict=True):
+            for message in outcome.warnings:
+                warn(message)
+            runner.absorb(outcome.part)
+            for v in variants:
+                heads[v][seq.name] = outcome.heads[v]
+                result.tracks.setdefault(v, {})[seq.name] = outcome.heads[v].output()
+            result.sequences.append(outcome.entry)
+        per_variant = {v: task.summarise(heads[v], prepared.sequences) for v in variants}
+        result.metrics = {v: m["OVERALL"] for v, m in per_variant.items() if "OVERALL" in m}
+        for entry in result.sequences:
+            entry["metrics"] = {v: per_variant[v][entry["name"]] for v in variants
+                                if entry["name"] in per_variant[v]}
+        result = runner.finish()
+    result.warnings = [*prepared.warnings, *warnings]
+    return result
+
+
+def run_tasks(tasks: Sequence[tuple[Task, EvalConfig]], workers: Workers = SERIAL) -> list[StreamResult]:
+    """Every sequence of every task through every network and its head; per task its result, with
+    the run warnings it raised in ``.warnings``.  The backbones are converted here, once per task;
+    all sequences then stream as one set of jobs on ``workers``, gathered in order, so a parallel
+    run's results are the serial run's."""
+    prepared = [prepare_task(task, config) for task, config in tasks]
+    jobs = [SequenceJob(p.task, p.config, seq, frames, i)
+            for i, p in enumerate(prepared) for seq, frames in zip(p.sequences, p.inputs, strict=True)]
+    names = [f"{job.task.name} sequence {job.sequence.name}" for job in jobs]
+    outcomes = map_ordered(track_sequence, [p.runner for p in prepared], jobs, names, workers,
+                           desc="sequences")
+    return [finish_task(p, [o for job, o in zip(jobs, outcomes, strict=True) if job.runner == i])
+            for i, p in enumerate(prepared)]
+
+
 def run_task(task: Task, config: EvalConfig) -> StreamResult:
-    """Every sequence through every network and its head; metrics per network and sequence.  The
-    backbone is converted once, here; the sequences stream on ``config.workers`` and are gathered in
-    their order, so a parallel run's result is the serial run's."""
-    sequences = task.load(config)
-    size = config.input_size or tuple(sequences[0].frames.shape[-2:])
-    inputs = [network_input(s, config, size) for s in sequences]
-    net = convert(config, inputs[0], spatial=True)
-    if len(net.graph.shapes[net.graph.output]) != 3:
-        raise ConversionError(f"--model {config.model}: the {task.name} task reads a (C, H, W) feature map, "
-                              f"but the network's output is {net.graph.shapes[net.graph.output]}")
-    runner = lockstep(net, config, sum(len(x) for x in inputs))
-    jobs = [SequenceJob(task, config, s, x) for s, x in zip(sequences, inputs, strict=True)]
-    outcomes = map_ordered(track_sequence, runner, jobs, [f"sequence {s.name}" for s in sequences],
-                           config.workers, desc=f"{task.name} sequences")
-    result = runner.result
-    variants = ["ann", "qann", *runner.names]
-    heads: dict[str, dict[str, Head]] = {v: {} for v in variants}
-    for seq, outcome in zip(sequences, outcomes, strict=True):
-        for message in outcome.warnings:
-            warn(message)
-        runner.absorb(outcome.part)
-        for v in variants:
-            heads[v][seq.name] = outcome.heads[v]
-            result.tracks.setdefault(v, {})[seq.name] = outcome.heads[v].output()
-        result.sequences.append(outcome.entry)
-    per_variant = {v: task.summarise(heads[v], sequences) for v in variants}
-    result.metrics = {v: m["OVERALL"] for v, m in per_variant.items() if "OVERALL" in m}
-    for entry in result.sequences:
-        entry["metrics"] = {v: per_variant[v][entry["name"]] for v in variants
-                            if entry["name"] in per_variant[v]}
-    return runner.finish()
+    """One task (see :func:`run_tasks`) on ``config.workers``."""
+    return run_tasks([(task, config)], config.workers)[0]

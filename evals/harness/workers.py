@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 
@@ -65,8 +66,6 @@ def session(workers: Workers) -> Iterator[None]:
 
 
 def _local_gpus() -> int:
-    import torch
-
     return torch.cuda.device_count()
 
 
@@ -90,13 +89,21 @@ def map_ordered(fn: Callable[[Any, Any], Any], shared: Any, jobs: Sequence[Any],
     return _map_ray(fn, shared, jobs, names, workers, desc)
 
 
+def _with_threads(fn: Callable[[Any, Any], Any], threads: int, shared: Any, job: Any) -> Any:
+    """``fn(shared, job)`` with torch's intra-op threads as in the driver: how a float convolution
+    splits its sums depends on them, so a worker with fewer threads would differ in the last bits."""
+    torch.set_num_threads(threads)
+    return fn(shared, job)
+
+
 def _map_ray(fn, shared, jobs, names, workers: Workers, desc: str) -> list[Any]:
     import ray
 
     if not ray.is_initialized():
         raise RuntimeError("a parallel map needs a Ray session: run it inside workers.session()")
-    remote = ray.remote(num_cpus=1, num_gpus=1 if workers.gpu else 0, max_retries=0)(fn)
+    remote = ray.remote(num_cpus=1, num_gpus=1 if workers.gpu else 0, max_retries=0)(_with_threads)
     shared_ref = ray.put(shared)
+    threads = torch.get_num_threads()
     cap = workers.count or len(jobs)
     results: dict[int, Any] = {}
     pending: dict[Any, int] = {}
@@ -106,7 +113,7 @@ def _map_ray(fn, shared, jobs, names, workers: Workers, desc: str) -> list[Any]:
             while queue or pending:
                 while queue and len(pending) < cap:
                     i = queue.pop(0)
-                    pending[remote.remote(shared_ref, jobs[i])] = i
+                    pending[remote.remote(fn, threads, shared_ref, jobs[i])] = i
                 done, _ = ray.wait(list(pending), num_returns=1)
                 i = pending.pop(done[0])
                 try:

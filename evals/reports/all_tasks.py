@@ -40,14 +40,17 @@ def task_row(task: Task, report: dict) -> dict[str, dict]:
 
 
 def run_all(config: EvalConfig, out: Path, tasks: dict[str, Callable[[EvalConfig], Task]],
-            run: Callable[[Task, EvalConfig, Path], tuple[StreamResult, dict]]) -> dict:
-    """Run every task of ``tasks`` with ``run(task, config, folder)``; write and return the table."""
-    table, results = {}, {}
+            run: Callable[[list[tuple[Task, EvalConfig, Path]]], list[tuple[StreamResult, dict]]]) -> dict:
+    """Run every task of ``tasks`` together with ``run([(task, config, folder), ...])`` (which writes
+    each task's report in its folder); write and return the table."""
+    runs = []
     for name, make in tasks.items():
         task_config = replace(config, task=name)
-        task = make(task_config)
-        results[name], report = run(task, task_config, out / name)
-        table[name] = {"columns": [c.key for c in task.columns], "networks": task_row(task, report)}
+        runs.append((make(task_config), task_config, out / name))
+    table, results = {}, {}
+    for (task, _, _), (result, report) in zip(runs, run(runs), strict=True):
+        results[task.name] = result
+        table[task.name] = {"columns": [c.key for c in task.columns], "networks": task_row(task, report)}
     write_atomic(out / "tasks.json", lambda f: json.dump({"energy_model": ENERGY_MODEL, "tasks": table}, f,
                                                          indent=2))
     write_atomic(out / "tasks.csv", lambda f: _write_csv(f, table))
