@@ -23,6 +23,7 @@ from evals.cli.arguments import (
     ArgParser,
     UsageError,
     act_bits,
+    level,
     non_negative,
     non_negative_float,
     output_folder,
@@ -90,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames per sequence (default: all for tracking, 10 for stream)")
     p.add_argument("--input-size", type=parse_size, help="network input HxW (default per model)")
     p.add_argument("--crop", type=parse_crop, help="X,Y,W,H crop of each video frame before resizing")
-    p.add_argument("--act-bits", type=act_bits, default=4, help="activation bits, 2 to 16 (default 4)")
+    p.add_argument("--act-bits", type=act_bits,
+                   help="activation bits, 2 to 16 (default 4): unsigned [0, 2^B - 1] after ReLU, signed "
+                        "[-2^(B-1), 2^(B-1) - 1] on linear layer outputs")
+    p.add_argument("--level", type=level,
+                   help="ViStream's level instead of --act-bits (its MyQuan): unsigned [0, L//2 - 1], signed "
+                        "[-L//2, L//2 - 1]; 16 is [0, 7] and [-8, 7]")
     p.add_argument("--calibration", choices=calibration.METHODS,
                    help="activation scale calibration on the first frames: percentile (default) or mse "
                         "(one scale per layer), perchannel (one per channel, plus bias correction) or "
@@ -154,6 +160,8 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         raise UsageError(f"--input-norm applies to a package.module:factory model; {args.model} has its own")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: torch sees no CUDA device on this machine")
+    if args.level is not None and args.act_bits is not None:
+        raise UsageError("--level and --act-bits both set the neuron bounds: give one of them")
     source = args.video if args.video is not None else args.data
     stream = args.task == "stream"
     if not 0 <= args.det_noise < 1:
@@ -180,7 +188,8 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         source=source if source == "synthetic" else Path(source), start=args.start,
         frames=args.frames or (10 if stream else None),
         input_size=args.input_size or (models.default_input_size(args.model) if stream else None),
-        crop=args.crop, act_bits=args.act_bits, calibration=method, input_norm=input_norm(args.input_norm),
+        crop=args.crop, act_bits=None if args.level is not None else args.act_bits or 4, level=args.level,
+        calibration=method, input_norm=input_norm(args.input_norm),
         seed=args.seed, execution=execution, compare=compare, all_schedules=all_schedules,
         sigma_delta=args.sigma_delta, hw_map=args.hw_map, input_deadband=args.input_deadband,
         task_options={"mot": MotOptions(args.detections, args.det_noise),

@@ -95,7 +95,8 @@ def build_report(config: EvalConfig, result: StreamResult) -> dict:
         "precision": config.execution.precision, "schedule": config.schedule,
         "spikes": config.execution.spikes,
         "input_size": list(result.graph.input_shape[1:]),
-        "act_bits": config.act_bits, "source": str(config.source), "start": config.start,
+        "act_bits": config.act_bits, "level": config.level, "neuron_bounds": config.neuron_bounds.as_dict(),
+        "source": str(config.source), "start": config.start,
         "calibration": config.calibration, "input_deadband": config.input_deadband,
         "hysteresis": config.execution.hysteresis, "warnings": list(result.warnings), "frames": frames,
         "summary": summary,
@@ -166,7 +167,7 @@ def print_sequences(config: EvalConfig, result: StreamResult, task: Task) -> Non
     truth (a plain video), the tracks each network found.  ``=QANN``: output identical to the QANN's."""
     print(f"task={config.task} backend={config.backend} model={config.model} "
           f"precision={config.execution.precision} input={'x'.join(map(str, result.graph.input_shape[1:]))} "
-          f"act_bits={config.act_bits} source={config.source}")
+          f"{_bounds_label(config)} source={config.source}")
     print(f"{'sequence':>12} {'network':>7} " + " ".join(f"{c.header:>8}" for c in task.columns)
           + f" {'frames':>6} {'=QANN':>5}")
     rows = [(s["name"], s["frames"], s["metrics"], s["same_as_qann"]) for s in result.sequences]
@@ -182,10 +183,14 @@ def print_sequences(config: EvalConfig, result: StreamResult, task: Task) -> Non
             print(f"{name:>12} {network:>7} {scores} {frames:>6} {equal:>5}")
 
 
+def _bounds_label(config: EvalConfig) -> str:
+    return f"act_bits={config.act_bits}" if config.level is None else f"level={config.level}"
+
+
 def print_frames(config: EvalConfig, records: list[FrameRecord]) -> None:
     print(f"backend={config.backend} model={config.model} mode={config.mode} "
           f"precision={config.execution.precision} input={config.input_size[0]}x{config.input_size[1]} "
-          f"act_bits={config.act_bits} source={config.source}")
+          f"{_bounds_label(config)} source={config.source}")
     print(f"{'frame':>5} {'timesteps':>9} {'SOPs':>12} {'input MACs':>11} {'spikes':>10} "
           f"{'min spikes':>10} {'max|SNN-QANN|':>14} {'level_mismatch':>14}")
     for r in records:
