@@ -20,6 +20,7 @@ from vistream_neuro import calibration, ir
 from vistream_neuro.atomic import write_atomic
 from vistream_neuro.energy import MODELS as ENERGY_MODELS
 from vistream_neuro.runner import SCHEDULE_RUNS, SIGMA_DELTA, FrameRecord, StreamResult
+from vistream_neuro.vistream_ops import summary as vistream_summary
 
 
 def _mean(values) -> float:
@@ -57,7 +58,19 @@ def snn_summary(records: list[FrameRecord], ann_macs: int) -> dict:
         "frames_not_converged": sum(not r.converged for r in records),
         "energy_pj_per_frame": _mean_energy(records),
         "energy_pj_per_frame_steady": _mean_energy(steady),
+        **_vistream_keys(records),
     }
+
+
+def _vistream_keys(records: list[FrameRecord]) -> dict:
+    """The run under ViStream's counting convention (docs/vistream_ops.md), beside ours."""
+    frames = [r.ops.vistream for r in records if r.ops.vistream is not None]
+    if len(frames) != len(records):
+        return {}
+    v = vistream_summary(frames)
+    return {"vistream_ops_per_frame": v["ops_per_frame"],
+            "vistream_energy_pj_per_frame": v["energy_pj_per_frame"],
+            "vistream_layers_as_macs": v["layers_as_macs"]}
 
 
 def dense_summary(ann_macs: int, frames: int) -> dict:
