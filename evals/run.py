@@ -55,7 +55,15 @@ from vistream_neuro.hardware import PRESETS as HW_PRESETS
 from vistream_neuro.ir import GraphError
 from vistream_neuro.models import CheckpointError, ModelError
 from vistream_neuro.normalisation import NORMS, input_norm
-from vistream_neuro.options import ENCODINGS, MODES, PRECISIONS, SCHEDULES, ExecutionOptions, OptionsError
+from vistream_neuro.options import (
+    ENCODINGS,
+    MODES,
+    PRECISIONS,
+    QUIESCENCE,
+    SCHEDULES,
+    ExecutionOptions,
+    OptionsError,
+)
 from vistream_neuro.runner import StreamResult, comparison_options
 from vistream_neuro.tracing import ConversionError
 from vistream_neuro.video import VideoError
@@ -124,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spikes", choices=ENCODINGS, default="ternary",
                    help="ternary (default: one +1/-1 event per quantum) or graded (one message carrying "
                         "a neuron's change, counted as one event per target)")
+    p.add_argument("--quiescence", choices=QUIESCENCE, default="spikes",
+                   help="when a frame ends: spikes (default: at the first step without a spike) or vistream "
+                        "(ViStream's Judger: also without input, one zero-input step more on a frame whose "
+                        "input changed but nothing fired); summaries give the steps under both rules")
     p.add_argument("--frame-stride", type=positive, default=1,
                    help="stream: use every k-th frame of the source (default 1)")
     p.add_argument("--sigma-delta", type=non_negative_float, nargs="?", const=1.0, metavar="FACTOR",
@@ -173,7 +185,7 @@ def _config(args: argparse.Namespace) -> EvalConfig:
     execution = ExecutionOptions(
         precision=args.precision, mode=args.mode, schedule="timestep" if all_schedules else args.schedule,
         spikes=args.spikes, hysteresis=args.hysteresis, t_max=args.t_max, device=args.device,
-        force=args.force)
+        force=args.force, quiescence=args.quiescence)
     for options, _ in comparison_options(execution, compare=compare, all_schedules=all_schedules,
                                          sigma_delta_factor=args.sigma_delta).values():
         backend.check(options)

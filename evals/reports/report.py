@@ -46,6 +46,9 @@ def snn_summary(records: list[FrameRecord], ann_macs: int) -> dict:
         "ann_macs_per_frame": ann_macs,
         "timesteps_mean": _mean(r.timesteps for r in records),
         "timesteps_max": max(r.timesteps for r in records),
+        "quiescence": records[0].quiescence,
+        "timesteps_mean_by_rule": {rule: _mean(r.timesteps_by_rule[rule] for r in records)
+                                   for rule in ("spikes", "vistream")},
         "spikes_per_frame": _mean(r.ops.total_spikes for r in records),
         "spikes_pos_per_frame": _mean(sum(r.ops.spikes_pos.values()) for r in records),
         "spikes_neg_per_frame": _mean(sum(r.ops.spikes_neg.values()) for r in records),
@@ -111,7 +114,8 @@ def build_report(config: EvalConfig, result: StreamResult) -> dict:
         "act_bits": config.act_bits, "level": config.level, "neuron_bounds": config.neuron_bounds.as_dict(),
         "source": str(config.source), "start": config.start,
         "calibration": config.calibration, "input_deadband": config.input_deadband,
-        "hysteresis": config.execution.hysteresis, "warnings": list(result.warnings), "frames": frames,
+        "hysteresis": config.execution.hysteresis, "quiescence": config.execution.quiescence,
+        "warnings": list(result.warnings), "frames": frames,
         "summary": summary,
     }
     if config.weights is not None and calibration.is_calibration_file(config.weights):
