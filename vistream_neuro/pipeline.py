@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vistream_neuro import calibration, ir, models
+from vistream_neuro import calibration, ir, models, vistream_resnet
 from vistream_neuro.converter import to_spiking_graph
 from vistream_neuro.normalisation import InputNorm
 from vistream_neuro.normalisation import input_norm as parse_norm
@@ -138,6 +138,19 @@ def convert_model(
         arch = models.build(model, seed=seed, spatial=spatial)
         ann, qann, _ = calibration.load_calibration(weights, model, act_bits, arch, make_qann)
         return Converted(ann, qann, to_spiking_graph(qann, tuple(frames.shape[1:])), frames, norm)
+    if model == vistream_resnet.NAME and weights is not None:
+        return _vistream_checkpoint(weights, frames, act_bits, norm)
     ann = models.build(model, seed=seed, weights=weights, spatial=spatial)
     return quantize_and_convert(ann, frames, act_bits, method, seed=seed, norm=norm,
                                 distill_config=distill_config)
+
+
+def _vistream_checkpoint(path: str | Path, frames: torch.Tensor, act_bits: int | NeuronBounds,
+                         norm: InputNorm | None) -> Converted:
+    """ViStream's backbone from its checkpoint: float weights and BatchNorm into the ANN, each
+    MyQuan's learned step as its quantizer's scale (no recalibration)."""
+    weights, scales = vistream_resnet.split(vistream_resnet.read_state(path), path)
+    ann = vistream_resnet.load_float(vistream_resnet.VistreamResNet50(), weights, path).double().eval()
+    qann = make_qann(ann, act_bits).double()
+    vistream_resnet.set_scales(qann, scales, path)
+    return Converted(ann, qann, to_spiking_graph(qann, tuple(frames.shape[1:])), frames, norm)

@@ -64,11 +64,12 @@ class Layout:
                    np.asarray([np.prod(graph.shapes[n.name]) for n in neurons], dtype=np.float64))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VistreamFrame:
     """One frame under ViStream's convention, before pricing (which needs the whole run): per
     synaptic layer the calls charged as MACs and the summed spike rates of the others, per neuron
-    layer the summed rates of its outputs, and the steps."""
+    layer the summed rates of its outputs, and the steps.  Frames compare equal up to the order in
+    which rates were summed (stepping and multi-step execution add them differently)."""
 
     layout: Layout
     mac_calls: np.ndarray
@@ -76,10 +77,19 @@ class VistreamFrame:
     neuron_rates: np.ndarray
     steps: int
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VistreamFrame):
+            return NotImplemented
+        return (self.layout.synaptic == other.layout.synaptic and self.layout.neurons == other.layout.neurons
+                and self.steps == other.steps and np.array_equal(self.mac_calls, other.mac_calls)
+                and np.allclose(self.spike_rates, other.spike_rates, rtol=1e-12, atol=0)
+                and np.allclose(self.neuron_rates, other.neuron_rates, rtol=1e-12, atol=0))
+
 
 def _rows(value: torch.Tensor, shape: ir.Shape) -> torch.Tensor:
-    """One row per step (batch 1)."""
-    return value.reshape(-1, int(np.prod(shape)))
+    """One row per step (batch 1), in float64 (rates summed in float32 would depend on how a
+    simulator batches its steps)."""
+    return value.reshape(-1, int(np.prod(shape))).double()
 
 
 def spike_rate(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
