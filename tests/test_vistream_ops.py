@@ -72,6 +72,7 @@ def test_macs_vanish_once_a_layer_also_saw_spikes():
     frames = [_frame(counter, graph, analog).vistream, _frame(counter, graph, _ternary()).vistream]
     v = summary(frames)["ops_per_frame"]
     assert v["macs"] == 0 and v["acs"] == pytest.approx(146 * 12 / 2)
+    assert v["macs_dropped"] == DENSE / 2 and v["non_spike_calls"] == 0.5
 
 
 def test_every_neuron_costs_one_ac_per_step_and_zero_steps_cost_no_synaptic_ops():

@@ -144,7 +144,9 @@ class VistreamCounter:
 
 def summary(frames: list[VistreamFrame]) -> dict:
     """A run's ops per frame and energy under ViStream's convention (each layer priced by MACs or
-    ACs over the whole run, as its counter does at the end of a dataset)."""
+    ACs over the whole run, as its counter does at the end of a dataset).  ``macs_dropped``: MACs
+    of calls whose input was not spikes on layers priced by their ACs (charged nothing);
+    ``non_spike_calls``: such layer calls per frame, on any layer."""
     if not frames:
         raise ValueError("no frames to price")
     layout, count = frames[0].layout, len(frames)
@@ -164,8 +166,10 @@ def summary(frames: list[VistreamFrame]) -> dict:
     share = np.divide(layout.bias, layout.dense, out=np.zeros_like(layout.dense), where=layout.dense > 0)
     bias = float(np.sum(share * np.where(as_macs, mac_calls, spike_rates) * layout.dense)) / count
     acs = synaptic_acs + neuron_acs
+    dropped = float(np.sum(np.where(as_macs, 0, mac_calls * layout.dense))) / count
     ops = {"macs": macs, "acs": acs, "acs_synaptic": synaptic_acs, "acs_neuron": neuron_acs,
-           "bias_ops": bias, "total": macs + acs}
+           "bias_ops": bias, "total": macs + acs, "macs_dropped": dropped,
+           "non_spike_calls": float(np.sum(mac_calls)) / count}
     return {"ops_per_frame": ops,
             "energy_pj_per_frame": macs * MAC_PJ + acs * AC_PJ,
             "layers_as_macs": [n for n, m in zip(layout.synaptic, as_macs, strict=True) if m]}
