@@ -164,11 +164,12 @@ def summary(frames: list[VistreamFrame]) -> dict:
     neuron_acs = float(np.sum(np.where(np.abs(neuron_pct - 100) < FULL_RATE_TOLERANCE, 0,
                                        layout.size * steps))) / count
     share = np.divide(layout.bias, layout.dense, out=np.zeros_like(layout.dense), where=layout.dense > 0)
-    bias = float(np.sum(share * np.where(as_macs, mac_calls, spike_rates) * layout.dense)) / count
+    bias_macs = float(np.sum(np.where(as_macs, share * mac_calls * layout.dense, 0))) / count
+    bias_acs = float(np.sum(np.where(as_macs, 0, share * spike_rates * layout.dense))) / count
     acs = synaptic_acs + neuron_acs
     dropped = float(np.sum(np.where(as_macs, 0, mac_calls * layout.dense))) / count
     ops = {"macs": macs, "acs": acs, "acs_synaptic": synaptic_acs, "acs_neuron": neuron_acs,
-           "bias_ops": bias, "total": macs + acs, "macs_dropped": dropped,
+           "bias_ops": bias_macs + bias_acs, "bias_ops_in_acs": bias_acs, "total": macs + acs, "macs_dropped": dropped,
            "non_spike_calls": float(np.sum(mac_calls)) / count}
     return {"ops_per_frame": ops,
             "energy_pj_per_frame": macs * MAC_PJ + acs * AC_PJ,
