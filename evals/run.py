@@ -25,6 +25,7 @@ from evals.cli.arguments import (
     ArgParser,
     UsageError,
     act_bits,
+    level,
     non_negative,
     non_negative_float,
     output_folder,
@@ -44,7 +45,7 @@ from evals.tasks.mots.task import mots_task
 from evals.tasks.posetrack.task import posetrack_task
 from evals.tasks.sot.task import sot_task
 from evals.tasks.vos.task import vos_task
-from vistream_neuro import calibration, models
+from vistream_neuro import calibration, models, vistream_resnet
 from vistream_neuro.backend import (
     BackendUnavailableError,
     UnknownBackendError,
@@ -57,7 +58,15 @@ from vistream_neuro.hardware import PRESETS as HW_PRESETS
 from vistream_neuro.ir import GraphError
 from vistream_neuro.models import CheckpointError, ModelError
 from vistream_neuro.normalisation import NORMS, input_norm
-from vistream_neuro.options import ENCODINGS, MODES, PRECISIONS, SCHEDULES, ExecutionOptions, OptionsError
+from vistream_neuro.options import (
+    ENCODINGS,
+    MODES,
+    PRECISIONS,
+    QUIESCENCE,
+    SCHEDULES,
+    ExecutionOptions,
+    OptionsError,
+)
 from vistream_neuro.runner import StreamResult, comparison_options
 from vistream_neuro.tracing import ConversionError
 from vistream_neuro.video import VideoError
@@ -67,6 +76,7 @@ INPUT_ERRORS = (UsageError, UnknownBackendError, BackendUnavailableError, Unsupp
                 OptionsError, ConversionError, GraphError, CheckpointError, ModelError, VideoError, DataError)
 TRACKING = {"mot": mot_task, "mots": mots_task, "sot": sot_task, "vos": vos_task, "posetrack": posetrack_task}
 TASKS = [*TRACKING, "all", "stream"]
+VISTREAM_LEVEL = 16  # ViStream's eval.sh
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input normalisation of a package.module:factory model: none (default) or imagenet "
                         "(built-in models have their own)")
     p.add_argument("--weights", type=Path,
-                   help="checkpoint (state dict) for --model, or a calibration file written by "
-                        "python -m evals.calibrate (float network and calibrated QANN, used as saved)")
+                   help="checkpoint (state dict) for --model, ViStream's QANN checkpoint (checkpoint-90.pth) "
+                        "for vistream-resnet50 (its learned scales used as they are), or a calibration file "
+                        "written by python -m evals.calibrate (float network and calibrated QANN, used as "
+                        "saved)")
     p.add_argument("--data", default="synthetic",
                    help="synthetic (built-in moving objects, default) or a video file / frame folder")
     p.add_argument("--video", type=Path, help="video file or folder of frames (overrides --data)")
@@ -93,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames per sequence (default: all for tracking, 10 for stream)")
     p.add_argument("--input-size", type=parse_size, help="network input HxW (default per model)")
     p.add_argument("--crop", type=parse_crop, help="X,Y,W,H crop of each video frame before resizing")
-    p.add_argument("--act-bits", type=act_bits, default=4, help="activation bits, 2 to 16 (default 4)")
+    p.add_argument("--act-bits", type=act_bits,
+                   help="activation bits, 2 to 16 (default 4): unsigned [0, 2^B - 1] after ReLU, signed "
+                        "[-2^(B-1), 2^(B-1) - 1] on linear layer outputs")
+    p.add_argument("--level", type=level,
+                   help="ViStream's level instead of --act-bits (its MyQuan): unsigned [0, L//2 - 1], signed "
+                        "[-L//2, L//2 - 1]; 16 is [0, 7] and [-8, 7] (the default of vistream-resnet50)")
     p.add_argument("--calibration", choices=calibration.METHODS,
                    help="activation scale calibration on the first frames: percentile (default) or mse "
                         "(one scale per layer), perchannel (one per channel, plus bias correction) or "
@@ -121,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spikes", choices=ENCODINGS, default="ternary",
                    help="ternary (default: one +1/-1 event per quantum) or graded (one message carrying "
                         "a neuron's change, counted as one event per target)")
+    p.add_argument("--quiescence", choices=QUIESCENCE, default="spikes",
+                   help="when a frame ends: spikes (default: at the first step without a spike) or vistream "
+                        "(ViStream's Judger: also without input, one zero-input step more on a frame whose "
+                        "input changed but nothing fired); summaries give the steps under both rules")
     p.add_argument("--frame-stride", type=positive, default=1,
                    help="stream: use every k-th frame of the source (default 1)")
     p.add_argument("--sigma-delta", type=non_negative_float, nargs="?", const=1.0, metavar="FACTOR",
@@ -185,6 +206,11 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         raise UsageError(f"--input-norm applies to a package.module:factory model; {args.model} has its own")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: torch sees no CUDA device on this machine")
+    if args.level is not None and args.act_bits is not None:
+        raise UsageError("--level and --act-bits both set the neuron bounds: give one of them")
+    level = args.level  # ViStream's backbone runs at its own level 16 unless told otherwise
+    if level is None and args.act_bits is None and args.model == vistream_resnet.NAME:
+        level = VISTREAM_LEVEL
     source = args.video if args.video is not None else args.data
     stream = args.task == "stream"
     if not 0 <= args.det_noise < 1:
@@ -199,7 +225,7 @@ def _config(args: argparse.Namespace) -> EvalConfig:
     execution = ExecutionOptions(
         precision=args.precision, mode=args.mode, schedule="timestep" if all_schedules else args.schedule,
         spikes=args.spikes, hysteresis=args.hysteresis, t_max=args.t_max, device=args.device,
-        force=args.force)
+        force=args.force, quiescence=args.quiescence)
     for options, _ in comparison_options(execution, compare=compare, all_schedules=all_schedules,
                                          sigma_delta_factor=args.sigma_delta).values():
         backend.check(options)
@@ -209,12 +235,18 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         if args.calibration not in (None, method):
             raise UsageError(f"--calibration {args.calibration}: --weights {args.weights} holds a "
                              f"{method} calibration, which is used as saved")
+    elif args.weights is not None and args.model == vistream_resnet.NAME:
+        if args.calibration is not None:
+            raise UsageError(f"--calibration {args.calibration}: --weights {args.weights} is ViStream's QANN "
+                             "checkpoint, whose learned scales are used as they are")
+        method = "checkpoint"
     return EvalConfig(
         backend=args.backend, task=args.task, model=args.model, weights=args.weights,
         source=source if source == "synthetic" else Path(source), start=args.start,
         frames=args.frames or (10 if stream else None),
         input_size=args.input_size or (models.default_input_size(args.model) if stream else None),
-        crop=args.crop, act_bits=args.act_bits, calibration=method, input_norm=input_norm(args.input_norm),
+        crop=args.crop, act_bits=None if level is not None else args.act_bits or 4, level=level,
+        calibration=method, input_norm=input_norm(args.input_norm),
         seed=args.seed, execution=execution, compare=compare, all_schedules=all_schedules,
         sigma_delta=args.sigma_delta, hw_map=args.hw_map, input_deadband=args.input_deadband,
         task_options={"mot": MotOptions(args.detections, args.det_noise),

@@ -8,6 +8,8 @@ simulator can hand over), never framework internals (docs/ARCHITECTURE.md, "Acco
   the outputs of adds and pooling are events for the next layer but cost nothing themselves.
 - The analog input (a frame or a frame difference) is not a spike: it costs MACs, counted the
   same way on its nonzero entries.
+- The same steps under ViStream's counting convention (:mod:`vistream_neuro.vistream_ops`), kept
+  beside ours in each frame's counts.
 - Spikes (+1 and -1 separately; sigma-delta: graded events by sign), neuron updates (dense: every
   neuron every step; event-driven: neurons that received a nonzero current or fired), the minimum
   spikes a layer needed (the sum of |change of its quantised level| over the frame), and the events
@@ -27,6 +29,7 @@ import torch.nn.functional as F
 
 from vistream_neuro import ir
 from vistream_neuro.options import ExecutionOptions
+from vistream_neuro.vistream_ops import VistreamCounter, VistreamFrame
 
 
 def spatial_fanout(node: ir.Conv, in_shape: ir.Shape) -> np.ndarray:
@@ -126,6 +129,7 @@ class FrameOps:
     updates_event: Mapping[str, int]
     min_spikes: Mapping[str, int]
     events: Mapping[str, int] = field(default_factory=dict)  # nonzero entries of the input and max pools
+    vistream: VistreamFrame | None = None  # the same frame under ViStream's convention (vistream_ops)
     shared: InitVar[dict | None] = None
 
     def __post_init__(self, shared: dict | None) -> None:
@@ -195,12 +199,14 @@ class OpCounter:
                         ("graded_pos", self._graded),
                         ("sources", self._sources)]
         self._prev_levels: dict[str, torch.Tensor] | None = None
+        self._vistream = VistreamCounter(graph)
         self._shared: dict[tuple, dict[str, int]] = {}  # layer names -> index, one per kind for all frames
         self.reset_stream()
 
     def reset_stream(self) -> None:
         """Forget the levels of the previous frame (call when the simulator is reset)."""
         self._prev_levels = None
+        self._vistream.reset()
         self._start_frame()
 
     def _start_frame(self) -> None:
@@ -217,6 +223,7 @@ class OpCounter:
         and serve both the node's own spike count and the SOPs of every layer it feeds.
         """
         self._steps += steps
+        self._vistream.count_step(values, steps)
         pixels: dict[str, torch.Tensor] = {}
 
         def nonzero_per_pixel(name: str) -> torch.Tensor:
@@ -273,7 +280,7 @@ class OpCounter:
             updates_dense={k: n * self._steps for k, n in self._size.items()},
             updates_event=totals["active"],
             min_spikes={k: int(v.abs().sum()) for k, v in change.items()},
-            events=totals["sources"], shared=self._shared,
+            events=totals["sources"], vistream=self._vistream.take_frame(), shared=self._shared,
         )
         self._prev_levels = {k: v.clone() for k, v in levels.items()}
         self._start_frame()

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from vistream_neuro.atomic import write_h5_atomic
 from vistream_neuro.models import CheckpointError
-from vistream_neuro.quant import Quantizer, calibrate, observe
+from vistream_neuro.quant import NeuronBounds, Quantizer, calibrate, neuron_bounds, observe
 
 METHODS = ("percentile", "mse", "perchannel", "distill")
 FORMAT, VERSION = "vistream-neuro-calibration", 1
@@ -326,16 +326,29 @@ def _read_state(path: Path, group: h5py.Group, what: str, module: nn.Module) -> 
     return state
 
 
-def load_calibration(path: str | Path, model: str, act_bits: int, ann: nn.Module,
+def saved_bounds(meta: dict) -> NeuronBounds | None:
+    """The neuron bounds a calibration file was made with: its ``level`` (ViStream's convention)
+    or its ``act_bits``."""
+    try:
+        return (NeuronBounds.from_level(meta["level"]) if meta.get("level") is not None
+                else NeuronBounds.from_bits(meta.get("act_bits")))
+    except ValueError:
+        return None
+
+
+def load_calibration(path: str | Path, model: str, act_bits: int | NeuronBounds, ann: nn.Module,
                      make_qann) -> tuple[nn.Module, nn.Module, dict]:
     """Load a calibration file into ``ann`` (the model's float architecture) and a QANN built by
     ``make_qann(ann, act_bits)``, without recalibrating.  Raises :class:`CheckpointError` naming the
     file and what was expected when it does not fit."""
     path = Path(path)
     meta = calibration_meta(path)
-    if meta.get("model") != model or meta.get("act_bits") != act_bits:
-        raise CheckpointError(f"{path}: calibration of model {meta.get('model')!r} at {meta.get('act_bits')} "
-                              f"activation bits; this run needs model {model!r} at {act_bits} bits")
+    if meta.get("model") != model or saved_bounds(meta) != neuron_bounds(act_bits):
+        made = (f"level {meta['level']}" if meta.get("level") is not None
+                else f"{meta.get('act_bits')} activation bits")
+        needs = f"{act_bits} bits" if isinstance(act_bits, int) else f"neuron bounds {act_bits.as_dict()}"
+        raise CheckpointError(f"{path}: calibration of model {meta.get('model')!r} at {made}; this run "
+                              f"needs model {model!r} at {needs}")
     with h5py.File(path, "r") as f:
         ann.load_state_dict(_read_state(path, f["ann"], "ann", ann))
         qann = make_qann(ann, act_bits).double()

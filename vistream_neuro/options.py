@@ -17,6 +17,7 @@ MODES = ("locc", "reset")
 SCHEDULES = ("timestep", "layerwise")
 ENCODINGS = ("ternary", "graded")
 DEVICES = ("cpu", "cuda")
+QUIESCENCE = ("spikes", "vistream")
 
 
 class OptionsError(ValueError):
@@ -37,9 +38,12 @@ class ExecutionOptions:
     fires until quiet).  ``spikes``: ``ternary`` counts one event per quantum, ``graded`` one per
     message.  ``hysteresis``: steps beyond its rounding band a level's input must move before it
     changes (layer-wise LoCC only).  ``t_max``: steps after which an unsettled frame is given up.
-    ``multistep``: backends with a multi-step path take the timestep schedule a chunk of steps at a
-    time (same results; False steps one at a time).  ``force``: run even where a backend estimates
-    the run to be impractically long."""
+    ``quiescence``: when a frame ends: ``spikes`` at the first step in which no
+    neuron spikes; ``vistream`` (ViStream's ``Judger``) at the first step in which no neuron spikes
+    *and* none received input, one zero-input step later on a frame whose input changed but made
+    nothing fire.  ``multistep``: backends with a multi-step path take the timestep schedule a
+    chunk of steps at a time (same results; False steps one at a time).  ``force``: run even where
+    a backend estimates the run to be impractically long."""
 
     precision: str = "fixed"
     mode: str = "locc"
@@ -50,6 +54,7 @@ class ExecutionOptions:
     device: str = "cpu"
     multistep: bool = True
     force: bool = False
+    quiescence: str = "spikes"
 
     def __post_init__(self) -> None:
         _choice("precision", self.precision, PRECISIONS)
@@ -57,6 +62,7 @@ class ExecutionOptions:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("spikes", self.spikes, ENCODINGS)
         _choice("device", self.device, DEVICES)
+        _choice("quiescence", self.quiescence, QUIESCENCE)
         if isinstance(self.t_max, bool) or not isinstance(self.t_max, int) or self.t_max < 1:
             raise OptionsError(f"t_max must be an integer >= 1, got {self.t_max!r}")
         if self.spikes == "graded" and self.schedule != "layerwise":

@@ -2,12 +2,15 @@
 
 Bits to bounds: an unsigned ``b``-bit quantizer (after ReLU/ReLU6) has ``pos_max = 2**b - 1`` and
 ``neg_min = 0``; a signed one ``pos_max = 2**(b-1) - 1`` and ``neg_min = -2**(b-1)``.  ViStream's
-``level=16`` setting means ``pos_max = 7`` for ReLU layers, i.e. ``--act-bits 3`` here.
+``level`` is another convention (its ``MyQuan(level, sym)``): ``pos_max = level // 2 - 1`` for both,
+``neg_min = -level // 2`` (floor) signed, 0 unsigned; ``level=16`` is [0, 7] unsigned (``--act-bits 3``)
+but [-8, 7] signed, which no bit width gives.  :class:`NeuronBounds` holds both ranges of a network.
 """
 
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,6 +28,59 @@ def check_bits(bits: int) -> int:
         raise ValueError(f"activation bits must be an integer from {ACT_BITS.start} to {ACT_BITS.stop - 1} "
                          f"(signed layers need 2), got {bits!r}")
     return bits
+
+
+LEVELS = range(4, 65537)  # level 4 is [0, 1] unsigned; 65536 is [-32768, 32767] signed (16 bits)
+
+
+def check_level(level: int) -> int:
+    """``level`` if ViStream's ``level`` gives usable bounds (:data:`LEVELS`), else a ``ValueError``."""
+    if isinstance(level, bool) or not isinstance(level, int) or level not in LEVELS:
+        raise ValueError(f"level must be an integer from {LEVELS.start} to {LEVELS.stop - 1} (below "
+                         f"{LEVELS.start}, pos_max = level // 2 - 1 is not positive), got {level!r}")
+    return level
+
+
+@dataclass(frozen=True)
+class NeuronBounds:
+    """The integer ranges ``(neg_min, pos_max)`` of a network's unsigned (ReLU / ReLU6) and signed
+    (linear layer outputs feeding a synapse) quantizers."""
+
+    unsigned: tuple[int, int]
+    signed: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        for name, (lo, hi) in (("unsigned", self.unsigned), ("signed", self.signed)):
+            if not lo <= 0 < hi or (name == "unsigned" and lo != 0):
+                raise ValueError(f"{name} bounds need neg_min <= 0 < pos_max (0 unsigned), got {lo}, {hi}")
+
+    @classmethod
+    def from_bits(cls, bits: int) -> NeuronBounds:
+        """``bits``-bit quantizers, this project's convention (:func:`bounds`)."""
+        check_bits(bits)
+        (upos, uneg), (spos, sneg) = bounds(bits, signed=False), bounds(bits, signed=True)
+        return cls((uneg, upos), (sneg, spos))
+
+    @classmethod
+    def from_level(cls, level: int) -> NeuronBounds:
+        """ViStream's ``MyQuan(level, sym)``: ``pos_max = level // 2 - 1``, ``neg_min = -level // 2``
+        (Python's floor division, so an odd level reaches one step further down) or 0."""
+        check_level(level)
+        return cls((0, level // 2 - 1), (-level // 2, level // 2 - 1))
+
+    def of(self, signed: bool) -> tuple[int, int]:
+        """(pos_max, neg_min) of a signed or unsigned quantizer, as :func:`bounds` gives them."""
+        lo, hi = self.signed if signed else self.unsigned
+        return hi, lo
+
+    def as_dict(self) -> dict[str, list[int]]:
+        """As report.json's ``neuron_bounds`` has it: ``{"unsigned": [lo, hi], "signed": [lo, hi]}``."""
+        return {"unsigned": list(self.unsigned), "signed": list(self.signed)}
+
+
+def neuron_bounds(activation: int | NeuronBounds) -> NeuronBounds:
+    """Activation bits (this project's convention) or explicit bounds, as bounds."""
+    return activation if isinstance(activation, NeuronBounds) else NeuronBounds.from_bits(activation)
 
 
 def bounds(bits: int, signed: bool) -> tuple[int, int]:
@@ -75,11 +131,12 @@ class Quantizer(nn.Module):
                         torch.tensor(self.neg_min).to(x))
 
 
-def quantize_activations(model: nn.Module, bits: int) -> nn.Module:
-    """Replace every ReLU / ReLU6 of ``model`` (in place) by an unsigned ``bits``-bit quantizer."""
+def quantize_activations(model: nn.Module, bits: int | NeuronBounds) -> nn.Module:
+    """Replace every ReLU / ReLU6 of ``model`` (in place) by an unsigned quantizer of ``bits`` bits
+    (or the unsigned range of explicit :class:`NeuronBounds`)."""
+    pos_max, neg_min = neuron_bounds(bits).of(signed=False)
     for name, child in list(model.named_children()):
         if isinstance(child, nn.ReLU | nn.ReLU6):
-            pos_max, neg_min = bounds(bits, signed=False)
             setattr(model, name, Quantizer(pos_max, neg_min, float_fn=child))
         else:
             quantize_activations(child, bits)
@@ -113,17 +170,17 @@ def _is_analog(gm: fx.GraphModule, node: fx.Node) -> bool:
         node.op == "call_function" and node.target in (operator.add, torch.add))
 
 
-def make_qann(model: nn.Module, bits: int) -> fx.GraphModule:
+def make_qann(model: nn.Module, bits: int | NeuronBounds) -> fx.GraphModule:
     """The QANN of a float network, ready for calibration and conversion.
 
     ReLU / ReLU6 become unsigned ``bits``-bit quantizers.  A value without activation that feeds
     a conv or linear layer (MobileNetV2's linear bottlenecks, after their residual add) gets a
     signed quantizer, or the next layer would receive analog values instead of spikes.  The
-    network is traced into canonical form first (:func:`vistream_neuro.tracing.trace`).
+    network is traced into canonical form first (:func:`vistream_neuro.tracing.trace`).  ``bits``:
+    activation bits, or explicit :class:`NeuronBounds` (e.g. ViStream's ``level``).
     """
-    check_bits(bits)
     gm = trace(model)
-    pos_max, neg_min = bounds(bits, signed=True)
+    pos_max, neg_min = neuron_bounds(bits).of(signed=True)
     for node in list(gm.graph.nodes):
         if _is_analog(gm, node) and _feeds_synapse(gm, node):
             name = f"{node.name}_quant"

@@ -83,6 +83,14 @@ class FrameRecord:
     level_mismatch: float  # fraction of neurons whose level differs from the QANN's (NaN: baseline)
     ops: FrameOps
     sequence: str = ""
+    judger_step: bool = False  # ViStream's quiescence rule needs (or, with it, took) one more step
+    quiescence: str = "spikes"  # the rule the run followed
+
+    @property
+    def timesteps_by_rule(self) -> dict[str, int]:
+        """The frame's steps under each quiescence rule (``spikes``: ours, ``vistream``: its Judger)."""
+        ours = self.timesteps - (self.judger_step if self.quiescence == "vistream" else 0)
+        return {"spikes": ours, "vistream": ours + self.judger_step}
 
     def as_dict(self, ann_macs: int) -> dict:
         """The frame as report.json's ``frames`` entries have it."""
@@ -134,16 +142,18 @@ class LockstepPart:
     fixed_dtype: str | None
 
 
-def _record(ref: FrameResult, res: FrameResult, sequence: str) -> FrameRecord:
+def _record(ref: FrameResult, res: FrameResult, sequence: str, quiescence: str) -> FrameRecord:
     err = (res.output - ref.output).abs().max().item()
     total = sum(v.numel() for v in ref.levels.values())
     differ = sum(int((res.levels[k] != v).sum()) for k, v in ref.levels.items())
-    return FrameRecord(res.index, res.timesteps, res.converged, err, differ / total, res.ops, sequence)
+    return FrameRecord(res.index, res.timesteps, res.converged, err, differ / total, res.ops, sequence,
+                       res.judger_step, quiescence)
 
 
-def _baseline_record(ann: torch.Tensor, res: FrameResult, sequence: str) -> FrameRecord:
+def _baseline_record(ann: torch.Tensor, res: FrameResult, sequence: str, quiescence: str) -> FrameRecord:
     err = (res.output.double().cpu() - ann).abs().max().item()
-    return FrameRecord(res.index, res.timesteps, res.converged, err, float("nan"), res.ops, sequence)
+    return FrameRecord(res.index, res.timesteps, res.converged, err, float("nan"), res.ops, sequence,
+                       res.judger_step, quiescence)
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -216,7 +226,8 @@ class Lockstep:
         if self.deployment.integer:
             self.result.fixed_dtype = str(dtype).removeprefix("torch.")
         # levels with hysteresis remember the last frame: the reference streams as the run does
-        reference_options = replace(self.options, mode="locc" if self.options.hysteresis else "reset")
+        reference_options = replace(self.options, mode="locc" if self.options.hysteresis else "reset",
+                                    quiescence="spikes")
         reference = run_stream(DenseQANN(self.graph, self.options.device, dtype), encoded, reference_options)
         sims, streams = [], []
         try:
@@ -249,11 +260,11 @@ class Lockstep:
         for (name, spec), res in zip(self.runs.items(), simulated, strict=True):
             if spec.baseline:
                 outputs[name] = res.output.double().cpu()
-                records[name] = _baseline_record(ann, res, sequence)
+                records[name] = _baseline_record(ann, res, sequence, spec.options.quiescence)
                 self._cosines[SIGMA_DELTA].append(_cosine(ann, outputs[name]))
             else:
                 outputs[name] = self.deployment.decode(self._readout(res))
-                records[name] = _record(ref, res, sequence)
+                records[name] = _record(ref, res, sequence, spec.options.quiescence)
             self.result.runs[name].append(records[name])
         return LockstepFrame(ann, qann, outputs, records)
 

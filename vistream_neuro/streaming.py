@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from vistream_neuro.accounting import FrameOps, OpCounter
@@ -27,6 +28,9 @@ class FrameResult:
     converged: bool  # quiet before t_max
     levels: dict[str, torch.Tensor]
     ops: FrameOps | None = None  # when run with a counter
+    # ViStream's rule (Judger) needs one more step, of zero input, after the first quiet one: taken
+    # with quiescence "vistream" (and counted in timesteps), only noted with "spikes"
+    judger_step: bool = False
 
 
 def _step_frame(sim: Simulator, current: torch.Tensor, t_max: int, counter: OpCounter | None,
@@ -43,6 +47,21 @@ def _step_frame(sim: Simulator, current: torch.Tensor, t_max: int, counter: OpCo
     return steps, quiet
 
 
+def _zero_step(sim: Simulator, current: torch.Tensor, counter: OpCounter | None) -> None:
+    """One step without input, counted."""
+    run_frame = getattr(sim, "run_frame", None)
+    if run_frame is not None:
+        run_frame(torch.zeros_like(current), 1, counter)
+        return
+    sim.step(None)
+    if counter is not None:
+        counter.count_step(sim.step_values())
+
+
+def _has_bias(graph) -> bool:
+    return any(getattr(n, "bias", None) is not None and bool(np.any(n.bias)) for n in graph.nodes)
+
+
 def run_stream(
     sim: Simulator,
     frames: Iterable[torch.Tensor],
@@ -52,11 +71,13 @@ def run_stream(
     """Feed ``frames`` (each ``(N, C, H, W)``) and yield one result per frame once it settles, in
     the options' ``mode`` and within ``t_max`` steps per frame.
 
-    With a ``counter``, every step's node values are counted (SOPs, spikes, ...).
+    With a ``counter``, every step's node values are counted (SOPs, spikes, ...).  With
+    ``quiescence="vistream"`` a frame takes the extra zero-input step ViStream's rule needs.
     """
     options = options or ExecutionOptions()
     mode, t_max = options.mode, options.t_max
     one_step = options.schedule == "layerwise" and not sim.graph.sigma_deltas
+    biased = _has_bias(sim.graph)
     previous = None
     sim.reset()
     if counter is not None:
@@ -75,9 +96,16 @@ def run_stream(
             steps, quiet = run_frame(current, t_max, counter)
         else:
             steps, quiet = _step_frame(sim, current, t_max, counter, one_step)
+        # without delays, only a frame's first step carries input (its current, and the biases after
+        # a reset): a frame quiet after it had input in its last step, so ViStream steps once more
+        charged = biased and (mode == "reset" or index == 0)
+        judger = quiet and steps == 1 and (charged or bool(current.any()))
+        if judger and options.quiescence == "vistream":
+            _zero_step(sim, current, counter)
+            steps += 1
         levels = {k: v.clone() for k, v in sim.levels().items()}
         ops = counter.take_frame(levels) if counter is not None else None
-        yield FrameResult(index, sim.output().clone(), steps, quiet, levels, ops)
+        yield FrameResult(index, sim.output().clone(), steps, quiet, levels, ops, judger)
 
 
 def hold_small_changes(frames: Iterable[torch.Tensor], threshold: torch.Tensor) -> Iterator[torch.Tensor]:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from vistream_neuro.atomic import FolderReplacement, check_writable
-from vistream_neuro.quant import check_bits
+from vistream_neuro.quant import check_bits, check_level
 
 
 class UsageError(ValueError):
@@ -69,6 +69,15 @@ def parse_crop(text: str) -> tuple[int, int, int, int]:
 def act_bits(text: str) -> int:
     try:
         return check_bits(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc) if text.strip().lstrip("-").isdigit()
+                                         else f"expected an integer, got {text!r}") from None
+
+
+def level(text: str) -> int:
+    """ViStream's ``level`` (its ``MyQuan(level, sym)`` bounds)."""
+    try:
+        return check_level(int(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc) if text.strip().lstrip("-").isdigit()
                                          else f"expected an integer, got {text!r}") from None

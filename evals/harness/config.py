@@ -13,6 +13,7 @@ from pathlib import Path
 from evals.harness.workers import SERIAL, Workers
 from vistream_neuro.normalisation import InputNorm
 from vistream_neuro.options import ExecutionOptions
+from vistream_neuro.quant import NeuronBounds
 
 
 @dataclass
@@ -26,7 +27,8 @@ class EvalConfig:
     frames: int | None = 10  # None: whole sequences (tracking tasks)
     input_size: tuple[int, int] | None = (64, 64)  # None: the sequences' own size
     crop: tuple[int, int, int, int] | None = None
-    act_bits: int = 4
+    act_bits: int | None = 4  # None when ``level`` sets the bounds
+    level: int | None = None  # ViStream's level instead of act_bits (NeuronBounds.from_level)
     calibration: str = "percentile"
     input_norm: InputNorm | None = None  # a user model's normalisation (built-ins have their own)
     seed: int = 0
@@ -47,6 +49,13 @@ class EvalConfig:
     def schedule(self) -> str:
         """The schedule as reports name it: ``all`` when every schedule runs."""
         return "all" if self.all_schedules else self.execution.schedule
+
+    @property
+    def neuron_bounds(self) -> NeuronBounds:
+        """The quantizers' integer ranges: from ``level`` if given, else from ``act_bits``."""
+        if self.level is not None:
+            return NeuronBounds.from_level(self.level)
+        return NeuronBounds.from_bits(self.act_bits)
 
     def options_for(self, task: str, default: object) -> object:
         """The options of ``task`` (``default`` when none were given)."""

@@ -62,7 +62,7 @@ def convert(config: EvalConfig, inputs: torch.Tensor, spatial: bool = False) -> 
         if made and made != tuple(inputs.shape[-2:]):
             warn(f"--weights {config.weights}: calibrated at {made[0]}x{made[1]}, used at "
                  f"{inputs.shape[-2]}x{inputs.shape[-1]}; its scales may not fit this input size")
-    return convert_model(config.model, inputs, config.act_bits, config.seed, config.weights,
+    return convert_model(config.model, inputs, config.neuron_bounds, config.seed, config.weights,
                          config.calibration, spatial, norm=config.input_norm)
 
 

@@ -20,6 +20,7 @@ from vistream_neuro import calibration, ir
 from vistream_neuro.atomic import write_atomic
 from vistream_neuro.energy import MODELS as ENERGY_MODELS
 from vistream_neuro.runner import SCHEDULE_RUNS, SIGMA_DELTA, FrameRecord, StreamResult
+from vistream_neuro.vistream_ops import summary as vistream_summary
 
 
 def _mean(values) -> float:
@@ -45,6 +46,9 @@ def snn_summary(records: list[FrameRecord], ann_macs: int) -> dict:
         "ann_macs_per_frame": ann_macs,
         "timesteps_mean": _mean(r.timesteps for r in records),
         "timesteps_max": max(r.timesteps for r in records),
+        "quiescence": records[0].quiescence,
+        "timesteps_mean_by_rule": {rule: _mean(r.timesteps_by_rule[rule] for r in records)
+                                   for rule in ("spikes", "vistream")},
         "spikes_per_frame": _mean(r.ops.total_spikes for r in records),
         "spikes_pos_per_frame": _mean(sum(r.ops.spikes_pos.values()) for r in records),
         "spikes_neg_per_frame": _mean(sum(r.ops.spikes_neg.values()) for r in records),
@@ -57,7 +61,19 @@ def snn_summary(records: list[FrameRecord], ann_macs: int) -> dict:
         "frames_not_converged": sum(not r.converged for r in records),
         "energy_pj_per_frame": _mean_energy(records),
         "energy_pj_per_frame_steady": _mean_energy(steady),
+        **_vistream_keys(records),
     }
+
+
+def _vistream_keys(records: list[FrameRecord]) -> dict:
+    """The run under ViStream's counting convention (docs/vistream_ops.md), beside ours."""
+    frames = [r.ops.vistream for r in records if r.ops.vistream is not None]
+    if len(frames) != len(records):
+        return {}
+    v = vistream_summary(frames)
+    return {"vistream_ops_per_frame": v["ops_per_frame"],
+            "vistream_energy_pj_per_frame": v["energy_pj_per_frame"],
+            "vistream_layers_as_macs": v["layers_as_macs"]}
 
 
 def dense_summary(ann_macs: int, frames: int) -> dict:
@@ -95,9 +111,11 @@ def build_report(config: EvalConfig, result: StreamResult) -> dict:
         "precision": config.execution.precision, "schedule": config.schedule,
         "spikes": config.execution.spikes,
         "input_size": list(result.graph.input_shape[1:]),
-        "act_bits": config.act_bits, "source": str(config.source), "start": config.start,
+        "act_bits": config.act_bits, "level": config.level, "neuron_bounds": config.neuron_bounds.as_dict(),
+        "source": str(config.source), "start": config.start,
         "calibration": config.calibration, "input_deadband": config.input_deadband,
-        "hysteresis": config.execution.hysteresis, "warnings": list(result.warnings), "frames": frames,
+        "hysteresis": config.execution.hysteresis, "quiescence": config.execution.quiescence,
+        "warnings": list(result.warnings), "frames": frames,
         "summary": summary,
     }
     if config.weights is not None and calibration.is_calibration_file(config.weights):
@@ -166,7 +184,7 @@ def print_sequences(config: EvalConfig, result: StreamResult, task: Task) -> Non
     truth (a plain video), the tracks each network found.  ``=QANN``: output identical to the QANN's."""
     print(f"task={config.task} backend={config.backend} model={config.model} "
           f"precision={config.execution.precision} input={'x'.join(map(str, result.graph.input_shape[1:]))} "
-          f"act_bits={config.act_bits} source={config.source}")
+          f"{_bounds_label(config)} source={config.source}")
     print(f"{'sequence':>12} {'network':>7} " + " ".join(f"{c.header:>8}" for c in task.columns)
           + f" {'frames':>6} {'=QANN':>5}")
     rows = [(s["name"], s["frames"], s["metrics"], s["same_as_qann"]) for s in result.sequences]
@@ -182,10 +200,14 @@ def print_sequences(config: EvalConfig, result: StreamResult, task: Task) -> Non
             print(f"{name:>12} {network:>7} {scores} {frames:>6} {equal:>5}")
 
 
+def _bounds_label(config: EvalConfig) -> str:
+    return f"act_bits={config.act_bits}" if config.level is None else f"level={config.level}"
+
+
 def print_frames(config: EvalConfig, records: list[FrameRecord]) -> None:
     print(f"backend={config.backend} model={config.model} mode={config.mode} "
           f"precision={config.execution.precision} input={config.input_size[0]}x{config.input_size[1]} "
-          f"act_bits={config.act_bits} source={config.source}")
+          f"{_bounds_label(config)} source={config.source}")
     print(f"{'frame':>5} {'timesteps':>9} {'SOPs':>12} {'input MACs':>11} {'spikes':>10} "
           f"{'min spikes':>10} {'max|SNN-QANN|':>14} {'level_mismatch':>14}")
     for r in records:
