@@ -64,6 +64,24 @@ class LayerMap:
     chip_crossings: float = 0.0  # chip boundaries per message, mean
     off_chip: float = 0.0  # fraction of messages that leave their chip
     violations: list[str] = field(default_factory=list)
+    # per limit of LIMITS and max_output_axons: what the chosen block uses of it (1.0: all of it)
+    utilisation: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def limiting(self) -> str:
+        """The resource that bounds this layer's blocks: a violated limit, else the fullest one."""
+        if self.violations:
+            return self.violations[0].split(":")[0]
+        return max(self.utilisation, key=self.utilisation.get)
+
+    def feasibility(self, hw: HardwareModel) -> dict:
+        """What one core of this layer needs against the chip's limits, and the limiting one."""
+        return {"layer": self.name, "fits": not self.violations, "limiting": self.limiting,
+                "fan_in": self.fan_in, "neurons_per_core": int(np.prod(self.block)),
+                "input_axons_per_core": self.input_axons, "memory_bits_per_core": self.memory_bits,
+                "output_routes_per_core": round(self.output_routes, 1),
+                "utilisation": {k: round(v, 4) for k, v in self.utilisation.items()},
+                "limits": {k: getattr(hw, k) for k in self.utilisation}, "violations": list(self.violations)}
 
     def row(self) -> dict:
         return {"layer": self.name, "type": self.kind, "neurons": self.neurons, "fan_in": self.fan_in,
@@ -73,7 +91,7 @@ class LayerMap:
                 "output_routes_per_core": round(self.output_routes, 1),
                 "dest_cores_per_spike": round(self.dest_cores, 3),
                 "hops_per_message": round(self.mean_hops, 3), "off_chip_fraction": round(self.off_chip, 4),
-                "violations": "; ".join(self.violations)}
+                "limiting": self.limiting, "violations": "; ".join(self.violations)}
 
 
 def _map3(shape: ir.Shape) -> tuple[int, int, int]:
@@ -217,7 +235,8 @@ class Mapper:
             cores=int(cores[pick]), first_core=first_core,
             input_axons=int(need["max_input_axons"][pick]),
             memory_bits=int(need["synaptic_memory_bits"][pick]),
-            violations=violations)
+            violations=violations,
+            utilisation={limit: float(need[limit][pick]) / getattr(self.hw, limit) for limit in LIMITS})
 
     # messages ------------------------------------------------------------------------------
     def _blocks_reached(self, term: Term, target: LayerMap) -> float:
@@ -289,6 +308,7 @@ class Mapper:
 
     def _flag_routes(self) -> None:
         for layer in self.layers.values():
+            layer.utilisation["max_output_axons"] = layer.output_routes / self.hw.max_output_axons
             if layer.output_routes > self.hw.max_output_axons:
                 layer.violations.append(f"max_output_axons: {layer.output_routes:.0f} routes per core "
                                         f"> {self.hw.max_output_axons}")
@@ -313,7 +333,8 @@ class Mapper:
                 "shared_weights": sum(x.shared_weights for x in layers),
                 "memory_bits": sum(x.memory_bits * x.cores for x in layers), "depth": self.depth,
                 "fits": not any(x.violations for x in layers),
-                "violations": {x.name: x.violations for x in layers if x.violations}}
+                "violations": {x.name: x.violations for x in layers if x.violations},
+                "feasibility": [x.feasibility(self.hw) for x in layers]}
 
     def _events(self, ops: FrameOps, source: str) -> int:
         if source in ops.events:
