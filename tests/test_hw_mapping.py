@@ -208,3 +208,23 @@ def test_a_512_channel_3x3_convolution_does_not_fit_loihi1_and_is_not_split():
     assert rows["n"]["violations"] == ["max_input_axons: one neuron needs 4608 > 4096"]
     assert rows["o"]["violations"][0] == "max_input_axons: one neuron needs 9216 > 4096"
     assert rows["m"]["fits"]
+
+
+def test_explicit_synapses_and_placement_agree_with_the_counts():
+    graph = ir.SpikingGraph((2, 6, 6), [
+        ir.Conv("conv", ir.INPUT, np.ones((4, 1, 3, 3)), None, (2, 2), (1, 1), groups=2),
+        ir.Neuron("n", "conv", np.array(1.0), 7), ir.Flatten("flat", "n"),
+        ir.Linear("fc", "flat", np.ones((5, 36))), ir.Neuron("m", "fc", np.array(1.0), 7)], "m")
+    mapper = Mapper(graph, roomy(neurons_per_core=8))
+    (term,) = mapper.terms["n"]
+    src, dst = mapper.synapse_pairs(term, "n")
+    assert len(src) == mapper.layers["n"].synapses
+    # every synapse joins an input channel of the output channel's group
+    assert np.all(src // 36 == (dst // 9) // 2)
+    (fc,) = mapper.terms["m"]
+    assert len(mapper.synapse_pairs(fc, "m")[0]) == 5 * 36
+    core, offset = mapper.placement("n")
+    layer = mapper.layers["n"]
+    assert set(core) == set(range(layer.first_core, layer.first_core + layer.cores))
+    assert max(np.bincount(core - layer.first_core)) <= 8
+    assert len(set(zip(core, offset, strict=True))) == len(core)  # one slot per neuron

@@ -313,6 +313,41 @@ class Mapper:
                 layer.violations.append(f"max_output_axons: {layer.output_routes:.0f} routes per core "
                                         f"> {self.hw.max_output_axons}")
 
+    # neurons and synapses one by one (for simulators that take an explicit netlist) -------------
+    def placement(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per neuron of population ``name`` (flat, C order), its core and its index in that core:
+        blocks numbered channel block first, then row and column block, from the layer's first core."""
+        layer = self.layers[name]
+        c, h, w = _map3(layer.shape)
+        cb, hb, wb = layer.block
+        ch, y, x = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+        grid = (-(-c // cb), -(-h // hb), -(-w // wb))
+        block = np.ravel_multi_index((ch // cb, y // hb, x // wb), grid).ravel()
+        order = np.argsort(block, kind="stable")
+        offset = np.empty_like(order)
+        starts = np.searchsorted(block[order], block[order])
+        offset[order] = np.arange(len(order)) - starts
+        return layer.first_core + block, offset
+
+    def synapse_pairs(self, term: Term, target: str) -> tuple[np.ndarray, np.ndarray]:
+        """The explicit synapses of ``term`` into ``target``: flat indices of source and target
+        neuron, every kernel position inside the input (the synapses the mapper counts)."""
+        out_shape = self.graph.shapes[target]
+        op = term.op
+        if op is None and isinstance(self.graph.node(target), ir.MaxPool):  # its window, as a pool
+            node = self.graph.node(target)
+            op = ir.AvgPool(node.name, node.input, node.kernel, node.stride, node.padding)
+        if op is None:
+            index = np.arange(int(np.prod(out_shape)))
+            return index, index
+        in_shape = self.graph.shapes[op.input]
+        if isinstance(op, ir.Linear):
+            dst, src = np.indices(op.weight.shape).reshape(2, -1)
+            return src, dst
+        if isinstance(op, ir.AvgPool):
+            op = ir.pool_as_conv(op, in_shape[0])
+        return _conv_pairs(op, in_shape, _map3(out_shape))
+
     # totals and per-frame costs ---------------------------------------------------------------
     @property
     def chips(self) -> int:
@@ -376,6 +411,29 @@ class Mapper:
                 "hops": sum(x["hops"] for x in layers.values()),
                 "neuron_updates": sum(x["updates_active"] + x["updates_idle"] for x in layers.values()),
                 "energy_pj": energy, "latency_us": (steps * hw.barrier_ns + busiest) * 1e-3, "layers": layers}
+
+
+def _conv_pairs(op: ir.Conv, in_shape: ir.Shape, out_shape: tuple[int, int, int],
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(source, target) flat indices of a conv's synapses, padding and groups included."""
+    c_out, per_group, kh, kw = op.weight.shape
+    _, h_in, w_in = in_shape
+    _, h, w = out_shape
+    (sh, sw), (ph, pw) = ir.pair(op.stride), ir.pair(op.padding)
+    per_out = c_out // op.groups
+    co, oy, ox = (a.ravel() for a in np.meshgrid(np.arange(c_out), np.arange(h), np.arange(w), indexing="ij"))
+    dst = np.ravel_multi_index((co, oy, ox), out_shape)
+    sources, targets = [], []
+    for ci in range(per_group):
+        channel = (co // per_out) * per_group + ci
+        for ky in range(kh):
+            iy = oy * sh - ph + ky
+            for kx in range(kw):
+                ix = ox * sw - pw + kx
+                inside = (iy >= 0) & (iy < h_in) & (ix >= 0) & (ix < w_in)
+                sources.append(np.ravel_multi_index((channel[inside], iy[inside], ix[inside]), in_shape))
+                targets.append(dst[inside])
+    return np.concatenate(sources), np.concatenate(targets)
 
 
 def dense_frame_ops(graph: ir.SpikingGraph) -> FrameOps:
