@@ -78,3 +78,32 @@ def test_replay_needs_one_spike_per_neuron_and_step(recorded):
 def test_replay_refuses_a_graded_spike_chip(recorded):
     with pytest.raises(ReplayError, match="loihi.yaml is Loihi 1"):
         replay(Mapper(recorded.graph, hardware_model("loihi2")), recorded.spike_trains)
+
+
+def test_cli_reports_sanafe_beside_the_mapper(tmp_path):
+    import json
+
+    from evals.run import main
+
+    out = tmp_path / "run"
+    assert main(["--backend", "torch", "--task", "stream", "--frames", "2", "--input-size", "16x16",
+                 "--hw-map", "loihi1", "--hw-sim", "sanafe", "--out", str(out)]) == 0
+    section = json.loads((out / "report.json").read_text())["hw_map"]["sanafe"]
+    assert section["frames"] == 2 and section["run"] == "locc"
+    for key in ("energy_j_per_frame", "latency_s_per_frame", "own_energy_j_per_frame",
+                "own_latency_s_per_frame"):
+        assert section[key] > 0
+    assert set(section["layers"]) and (out / "sanafe_layers.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hw-sim", "sanafe"], "--hw-sim sanafe needs --hw-map loihi1"),
+    (["--hw-sim", "sanafe", "--hw-map", "loihi2"], "--hw-sim sanafe needs --hw-map loihi1"),
+    (["--hw-sim", "sanafe", "--hw-map", "loihi1", "--schedule", "layerwise"], "--schedule timestep"),
+])
+def test_cli_refuses_what_sanafe_cannot_replay(tmp_path, capsys, args, message):
+    from evals.run import main
+
+    assert main(["--backend", "torch", "--task", "stream", "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
