@@ -137,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="map the network onto a chip preset and price every run's frames on it "
                         "(report section hw_map, hw_layers.csv, hw_map.png)")
     p.add_argument("--hw-sim", choices=("sanafe",),
-                   help="with --hw-map loihi1: replay the run's spikes on SANA-FE's Loihi model with that "
-                        "mapping (report section hw_map.sanafe, sanafe_layers.png; timestep schedule, "
-                        "ternary spikes)")
+                   help="with --hw-map loihi1 or loihi1_sanafe: replay the run's spikes on SANA-FE's Loihi "
+                        "model with that mapping (report section hw_map.sanafe, sanafe_layers.png; "
+                        "timestep schedule, ternary spikes)")
     p.add_argument("--force", action="store_true",
                    help="run on Lava even when the estimated time is impractical")
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="report directory")
@@ -175,9 +175,9 @@ def _config(args: argparse.Namespace) -> EvalConfig:
                                          sigma_delta_factor=args.sigma_delta).values():
         backend.check(options)
     if args.hw_sim is not None:
-        if args.hw_map != "loihi1":
-            raise UsageError(f"--hw-sim {args.hw_sim} needs --hw-map loihi1 (SANA-FE's loihi.yaml is "
-                             "Loihi 1)")
+        if args.hw_map not in ("loihi1", "loihi1_sanafe"):
+            raise UsageError(f"--hw-sim {args.hw_sim} needs --hw-map loihi1 or loihi1_sanafe (SANA-FE's "
+                             "loihi.yaml is Loihi 1)")
         try:
             check_replayable(execution)
         except ReplayError as exc:

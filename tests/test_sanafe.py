@@ -107,3 +107,15 @@ def test_cli_refuses_what_sanafe_cannot_replay(tmp_path, capsys, args, message):
     assert main(["--backend", "torch", "--task", "stream", "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_sanafe_preset_prices_events_as_sanafe(recorded):
+    """With SANA-FE's per-event figures the mapper's synaptic and neuron energies are SANA-FE's."""
+    hw = hardware_model("loihi1_sanafe")
+    assert (hw.sop_pj, hw.neurons_per_core) == (35.5, 1024) and hw.neuron_update_pj == pytest.approx(72.8)
+    mapper = Mapper(recorded.graph, hw)
+    run = replay(mapper, recorded.spike_trains)
+    ours = mapper.frame_cost(recorded.runs["locc"][0].ops)
+    assert run.energy_parts_j["synapse"] / len(run.energy_j) == pytest.approx(
+        sum(mapper.frame_cost(r.ops)["sops"] for r in recorded.runs["locc"]) * hw.sop_pj * 1e-12 / 3)
+    assert ours["energy_pj"] > 0
