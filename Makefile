@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIPC) torch torchvision
-	$(PIPC) -e '.[spikingjelly,lava,ray,dev]'
+	$(PIPC) -e '.[spikingjelly,lava,ray,sanafe,dev]'
 	$(PIPC) --no-deps spikingjelly trackeval
 	$(PIPC) --no-deps --ignore-requires-python lava-nc lava-dl
 	$(PY) -c "from neurons.lava_compat import import_lava; import_lava('lava.lib.dl.netx'); import spikingjelly.activation_based.neuron"

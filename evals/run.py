@@ -68,6 +68,7 @@ from vistream_neuro.options import (
     OptionsError,
 )
 from vistream_neuro.runner import StreamResult, comparison_options
+from vistream_neuro.spike_trains import ReplayError, check_replayable
 from vistream_neuro.tracing import ConversionError
 from vistream_neuro.video import VideoError
 
@@ -159,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hw-map", choices=tuple(HW_PRESETS),
                    help="map the network onto a chip preset and price every run's frames on it "
                         "(report section hw_map, hw_layers.csv, hw_map.png)")
+    p.add_argument("--hw-sim", choices=("sanafe",),
+                   help="with --hw-map loihi1 or loihi1_sanafe: replay the run's spikes on SANA-FE's Loihi "
+                        "model with that mapping (report section hw_map.sanafe, sanafe_layers.png; "
+                        "timestep schedule, ternary spikes)")
     p.add_argument("--force", action="store_true",
                    help="run on Lava even when the estimated time is impractical")
     add_worker_arguments(p, "a tracking task's sequences")
@@ -229,6 +234,14 @@ def _config(args: argparse.Namespace) -> EvalConfig:
     for options, _ in comparison_options(execution, compare=compare, all_schedules=all_schedules,
                                          sigma_delta_factor=args.sigma_delta).values():
         backend.check(options)
+    if args.hw_sim is not None:
+        if args.hw_map not in ("loihi1", "loihi1_sanafe"):
+            raise UsageError(f"--hw-sim {args.hw_sim} needs --hw-map loihi1 or loihi1_sanafe (SANA-FE's "
+                             "loihi.yaml is Loihi 1)")
+        try:
+            check_replayable(execution)
+        except ReplayError as exc:
+            raise UsageError(f"--hw-sim {args.hw_sim}: {exc}") from None
     method = args.calibration or "percentile"
     if args.weights is not None and calibration.is_calibration_file(args.weights):
         method = calibration.calibration_meta(args.weights)["method"]
@@ -248,7 +261,8 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         crop=args.crop, act_bits=None if level is not None else args.act_bits or 4, level=level,
         calibration=method, input_norm=input_norm(args.input_norm),
         seed=args.seed, execution=execution, compare=compare, all_schedules=all_schedules,
-        sigma_delta=args.sigma_delta, hw_map=args.hw_map, input_deadband=args.input_deadband,
+        sigma_delta=args.sigma_delta, hw_map=args.hw_map, hw_sim=args.hw_sim,
+        input_deadband=args.input_deadband,
         task_options={"mot": MotOptions(args.detections, args.det_noise),
                       "stream": StreamOptions(args.frame_stride)},
         workers=workers)

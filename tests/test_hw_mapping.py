@@ -177,3 +177,54 @@ def test_messages_between_chips_are_counted_apart():
     cost = mapper.frame_cost(ops)
     assert cost["messages"] == pytest.approx(10)
     assert cost["messages_off_chip"] == pytest.approx(10 * 28 / 64)
+
+
+def test_feasibility_names_the_limiting_resource_of_every_layer():
+    # 256 neurons of fan-in 9 on cores of 64 neurons: 4 cores, each full of neurons and far below
+    # its axon and memory limits, so neurons per core is what limits
+    mapper = Mapper(conv_graph(), roomy(neurons_per_core=64))
+    (row,) = mapper.summary()["feasibility"]
+    assert row["fits"] and row["limiting"] == "neurons_per_core" and row["fan_in"] == 9
+    assert row["utilisation"]["neurons_per_core"] == 1.0 and row["limits"]["neurons_per_core"] == 64
+    # a whole 8x8 map needs 64 input axons; with 63 the axons bind
+    assert Mapper(conv_graph(), roomy(max_input_axons=63)).layers["n"].limiting == "max_input_axons"
+    assert mapper.layers["n"].row()["limiting"] == "neurons_per_core"
+
+
+def test_a_512_channel_3x3_convolution_does_not_fit_loihi1_and_is_not_split():
+    # SpikingJelly issue #543: 512 x 3 x 3 = 4608 inputs per neuron against 4,096 input axons per core;
+    # on a binary-spike chip a ternary source needs two axons per input (9216)
+    wide = np.ones((2, 512, 3, 3))
+    graph = ir.SpikingGraph((512, 4, 4), [ir.Conv("conv", ir.INPUT, wide, None, (1, 1), (1, 1)),
+                                          ir.Neuron("n", "conv", np.array(1.0), 7),
+                                          ir.Conv("conv2", "n", np.ones((512, 2, 1, 1))),
+                                          ir.Neuron("m", "conv2", np.array(1.0), 7),
+                                          ir.Conv("conv3", "m", wide, None, (1, 1), (1, 1)),
+                                          ir.Neuron("o", "conv3", np.array(1.0), 7)], "o")
+    summary = Mapper(graph, hardware_model("loihi1")).summary()
+    rows = {row["layer"]: row for row in summary["feasibility"]}
+    assert not summary["fits"] and set(summary["violations"]) == {"n", "o"}
+    assert rows["n"]["limiting"] == "max_input_axons" and rows["n"]["fan_in"] == 4608
+    assert rows["n"]["violations"] == ["max_input_axons: one neuron needs 4608 > 4096"]
+    assert rows["o"]["violations"][0] == "max_input_axons: one neuron needs 9216 > 4096"
+    assert rows["m"]["fits"]
+
+
+def test_explicit_synapses_and_placement_agree_with_the_counts():
+    graph = ir.SpikingGraph((2, 6, 6), [
+        ir.Conv("conv", ir.INPUT, np.ones((4, 1, 3, 3)), None, (2, 2), (1, 1), groups=2),
+        ir.Neuron("n", "conv", np.array(1.0), 7), ir.Flatten("flat", "n"),
+        ir.Linear("fc", "flat", np.ones((5, 36))), ir.Neuron("m", "fc", np.array(1.0), 7)], "m")
+    mapper = Mapper(graph, roomy(neurons_per_core=8))
+    (term,) = mapper.terms["n"]
+    src, dst = mapper.synapse_pairs(term, "n")
+    assert len(src) == mapper.layers["n"].synapses
+    # every synapse joins an input channel of the output channel's group
+    assert np.all(src // 36 == (dst // 9) // 2)
+    (fc,) = mapper.terms["m"]
+    assert len(mapper.synapse_pairs(fc, "m")[0]) == 5 * 36
+    core, offset = mapper.placement("n")
+    layer = mapper.layers["n"]
+    assert set(core) == set(range(layer.first_core, layer.first_core + layer.cores))
+    assert max(np.bincount(core - layer.first_core)) <= 8
+    assert len(set(zip(core, offset, strict=True))) == len(core)  # one slot per neuron

@@ -8,7 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["neurons", "vistream_neuro", "backends", "evals"]
-FRAMEWORKS_ONLY_IN = {"lava": {"neurons", "backends"}, "spikingjelly": {"neurons", "backends"}}
+FRAMEWORKS_ONLY_IN = {"lava": {"neurons", "backends"}, "spikingjelly": {"neurons", "backends"},
+                     "sanafe": {"backends"}}
 
 
 def _imports(path: Path) -> set[str]:

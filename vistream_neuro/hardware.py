@@ -9,6 +9,7 @@ reads only this.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from neurons.loihi import WEIGHT_BITS
@@ -121,7 +122,37 @@ def _loihi2() -> HardwareModel:
     )
 
 
-PRESETS = {"loihi1": _loihi1, "loihi2": _loihi2}
+SANAFE = ("J. Boyle et al., 'SANA-FE', IEEE TCAD 2025; its Loihi architecture file examples/loihi.yaml "
+          "(sanafe 2.2.9), per-event figures from SPICE simulation and Davies et al. 2018")
+
+
+def _loihi1_sanafe() -> HardwareModel:
+    """Loihi 1's limits with SANA-FE's per-event figures, so the mapper and a SANA-FE replay price
+    events alike; what still differs is explained in docs/ARCHITECTURE.md, "Hardware mapping"."""
+    l1 = _loihi1()
+    values = dict(
+        sop_pj=35.5, neuron_update_pj=51.2 + 21.6, idle_update_pj=51.2 + 21.6, spike_pj=111.0,
+        hop_pj=(3.0 + 4.2) / 2, chip_hop_pj=(3.0 + 4.2) / 2, sop_ns=3.8, update_ns=6.0 + 3.7,
+        hop_ns=(4.1 + 6.5) / 2, barrier_ns=1400.0)
+    sources = {
+        "sop_pj": f"{SANAFE}: loihi_dense_synapse energy_process_spike 35.5 pJ",
+        "neuron_update_pj": f"{SANAFE}: loihi_lif energy_access_neuron 51.2 + energy_update_neuron 21.6 pJ",
+        "idle_update_pj": f"{SANAFE}: access + update as active: its Loihi LIF updates every neuron whose "
+                          "potential is nonzero, and an ST-BIF residual never is",
+        "spike_pj": f"{SANAFE}: loihi_out energy_message_out 111 pJ per message (its 69.3 pJ spike out "
+                    "per neuron spike is not modelled apart)",
+        "hop_pj": f"{SANAFE}: mean of east/west 3.0 and north/south 4.2 pJ per hop",
+        "chip_hop_pj": f"{SANAFE}: no chip-to-chip link; one mesh hop",
+        "sop_ns": f"{SANAFE}: loihi_dense_synapse latency_process_spike 3.8 ns",
+        "update_ns": f"{SANAFE}: loihi_lif latency_access_neuron 6.0 + latency_update_neuron 3.7 ns",
+        "hop_ns": f"{SANAFE}: mean of east/west 4.1 and north/south 6.5 ns per hop",
+        "barrier_ns": f"{SANAFE}: latency_sync table 0.6-1.8 us by active tiles (1.4 us used)",
+    }
+    return dataclasses.replace(l1, name="loihi1_sanafe", **values, sources={**l1.sources, **sources},
+                               estimates=l1.estimates - {"chip_hop_pj", "sop_ns", "update_ns"})
+
+
+PRESETS = {"loihi1": _loihi1, "loihi2": _loihi2, "loihi1_sanafe": _loihi1_sanafe}
 
 
 def hardware_model(name: str) -> HardwareModel:

@@ -64,6 +64,24 @@ class LayerMap:
     chip_crossings: float = 0.0  # chip boundaries per message, mean
     off_chip: float = 0.0  # fraction of messages that leave their chip
     violations: list[str] = field(default_factory=list)
+    # per limit of LIMITS and max_output_axons: what the chosen block uses of it (1.0: all of it)
+    utilisation: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def limiting(self) -> str:
+        """The resource that bounds this layer's blocks: a violated limit, else the fullest one."""
+        if self.violations:
+            return self.violations[0].split(":")[0]
+        return max(self.utilisation, key=self.utilisation.get)
+
+    def feasibility(self, hw: HardwareModel) -> dict:
+        """What one core of this layer needs against the chip's limits, and the limiting one."""
+        return {"layer": self.name, "fits": not self.violations, "limiting": self.limiting,
+                "fan_in": self.fan_in, "neurons_per_core": int(np.prod(self.block)),
+                "input_axons_per_core": self.input_axons, "memory_bits_per_core": self.memory_bits,
+                "output_routes_per_core": round(self.output_routes, 1),
+                "utilisation": {k: round(v, 4) for k, v in self.utilisation.items()},
+                "limits": {k: getattr(hw, k) for k in self.utilisation}, "violations": list(self.violations)}
 
     def row(self) -> dict:
         return {"layer": self.name, "type": self.kind, "neurons": self.neurons, "fan_in": self.fan_in,
@@ -73,7 +91,7 @@ class LayerMap:
                 "output_routes_per_core": round(self.output_routes, 1),
                 "dest_cores_per_spike": round(self.dest_cores, 3),
                 "hops_per_message": round(self.mean_hops, 3), "off_chip_fraction": round(self.off_chip, 4),
-                "violations": "; ".join(self.violations)}
+                "limiting": self.limiting, "violations": "; ".join(self.violations)}
 
 
 def _map3(shape: ir.Shape) -> tuple[int, int, int]:
@@ -217,7 +235,8 @@ class Mapper:
             cores=int(cores[pick]), first_core=first_core,
             input_axons=int(need["max_input_axons"][pick]),
             memory_bits=int(need["synaptic_memory_bits"][pick]),
-            violations=violations)
+            violations=violations,
+            utilisation={limit: float(need[limit][pick]) / getattr(self.hw, limit) for limit in LIMITS})
 
     # messages ------------------------------------------------------------------------------
     def _blocks_reached(self, term: Term, target: LayerMap) -> float:
@@ -289,9 +308,45 @@ class Mapper:
 
     def _flag_routes(self) -> None:
         for layer in self.layers.values():
+            layer.utilisation["max_output_axons"] = layer.output_routes / self.hw.max_output_axons
             if layer.output_routes > self.hw.max_output_axons:
                 layer.violations.append(f"max_output_axons: {layer.output_routes:.0f} routes per core "
                                         f"> {self.hw.max_output_axons}")
+
+    # neurons and synapses one by one (for simulators that take an explicit netlist) -------------
+    def placement(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per neuron of population ``name`` (flat, C order), its core and its index in that core:
+        blocks numbered channel block first, then row and column block, from the layer's first core."""
+        layer = self.layers[name]
+        c, h, w = _map3(layer.shape)
+        cb, hb, wb = layer.block
+        ch, y, x = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+        grid = (-(-c // cb), -(-h // hb), -(-w // wb))
+        block = np.ravel_multi_index((ch // cb, y // hb, x // wb), grid).ravel()
+        order = np.argsort(block, kind="stable")
+        offset = np.empty_like(order)
+        starts = np.searchsorted(block[order], block[order])
+        offset[order] = np.arange(len(order)) - starts
+        return layer.first_core + block, offset
+
+    def synapse_pairs(self, term: Term, target: str) -> tuple[np.ndarray, np.ndarray]:
+        """The explicit synapses of ``term`` into ``target``: flat indices of source and target
+        neuron, every kernel position inside the input (the synapses the mapper counts)."""
+        out_shape = self.graph.shapes[target]
+        op = term.op
+        if op is None and isinstance(self.graph.node(target), ir.MaxPool):  # its window, as a pool
+            node = self.graph.node(target)
+            op = ir.AvgPool(node.name, node.input, node.kernel, node.stride, node.padding)
+        if op is None:
+            index = np.arange(int(np.prod(out_shape)))
+            return index, index
+        in_shape = self.graph.shapes[op.input]
+        if isinstance(op, ir.Linear):
+            dst, src = np.indices(op.weight.shape).reshape(2, -1)
+            return src, dst
+        if isinstance(op, ir.AvgPool):
+            op = ir.pool_as_conv(op, in_shape[0])
+        return _conv_pairs(op, in_shape, _map3(out_shape))
 
     # totals and per-frame costs ---------------------------------------------------------------
     @property
@@ -313,7 +368,8 @@ class Mapper:
                 "shared_weights": sum(x.shared_weights for x in layers),
                 "memory_bits": sum(x.memory_bits * x.cores for x in layers), "depth": self.depth,
                 "fits": not any(x.violations for x in layers),
-                "violations": {x.name: x.violations for x in layers if x.violations}}
+                "violations": {x.name: x.violations for x in layers if x.violations},
+                "feasibility": [x.feasibility(self.hw) for x in layers]}
 
     def _events(self, ops: FrameOps, source: str) -> int:
         if source in ops.events:
@@ -355,6 +411,29 @@ class Mapper:
                 "hops": sum(x["hops"] for x in layers.values()),
                 "neuron_updates": sum(x["updates_active"] + x["updates_idle"] for x in layers.values()),
                 "energy_pj": energy, "latency_us": (steps * hw.barrier_ns + busiest) * 1e-3, "layers": layers}
+
+
+def _conv_pairs(op: ir.Conv, in_shape: ir.Shape, out_shape: tuple[int, int, int],
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(source, target) flat indices of a conv's synapses, padding and groups included."""
+    c_out, per_group, kh, kw = op.weight.shape
+    _, h_in, w_in = in_shape
+    _, h, w = out_shape
+    (sh, sw), (ph, pw) = ir.pair(op.stride), ir.pair(op.padding)
+    per_out = c_out // op.groups
+    co, oy, ox = (a.ravel() for a in np.meshgrid(np.arange(c_out), np.arange(h), np.arange(w), indexing="ij"))
+    dst = np.ravel_multi_index((co, oy, ox), out_shape)
+    sources, targets = [], []
+    for ci in range(per_group):
+        channel = (co // per_out) * per_group + ci
+        for ky in range(kh):
+            iy = oy * sh - ph + ky
+            for kx in range(kw):
+                ix = ox * sw - pw + kx
+                inside = (iy >= 0) & (iy < h_in) & (ix >= 0) & (ix < w_in)
+                sources.append(np.ravel_multi_index((channel[inside], iy[inside], ix[inside]), in_shape))
+                targets.append(dst[inside])
+    return np.concatenate(sources), np.concatenate(targets)
 
 
 def dense_frame_ops(graph: ir.SpikingGraph) -> FrameOps:

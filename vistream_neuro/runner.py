@@ -27,6 +27,7 @@ from vistream_neuro.diagnostics import warn
 from vistream_neuro.options import ExecutionOptions
 from vistream_neuro.pipeline import Converted
 from vistream_neuro.reference import DenseQANN
+from vistream_neuro.spike_trains import FrameTrains, SpikeRecorder
 from vistream_neuro.streaming import FrameResult, hold_small_changes, run_stream
 
 SIGMA_DELTA = "sigma_delta"
@@ -116,6 +117,7 @@ class StreamResult:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # task metrics per network
     sequences: list[dict] = field(default_factory=list)  # per sequence: name, frames, metrics
     warnings: list[str] = field(default_factory=list)  # what the run's figures depend on (RunWarning)
+    spike_trains: list[FrameTrains] | None = None  # the recorded run's messages per frame (``record``)
     # network -> sequence -> tracker output (MOT rows, or MOTS rows with masks)
     tracks: dict[str, dict[str, np.ndarray | list]] = field(default_factory=dict)
 
@@ -168,13 +170,16 @@ class Lockstep:
     :meth:`finish` completes it.  ``input_deadband``: 8-bit steps a value must move by before a
     change-detecting input sends it again (QANN and runs see the held frames, the ANN the real ones).
     ``frames_total``: frames to run over all sequences, for backends that refuse impractical runs.
+    ``record``: a run whose spike trains to keep (:attr:`StreamResult.spike_trains`), for replay.
     """
 
     def __init__(self, net: Converted, runs: dict[str, RunSpec], backend: str | Backend, *,
-                 input_deadband: int = 0, frames_total: int | None = None) -> None:
+                 input_deadband: int = 0, frames_total: int | None = None, record: str | None = None) -> None:
         if not runs:
             raise ValueError("a comparison needs at least one run")
-        self.net, self.runs, self.input_deadband = net, runs, input_deadband
+        if record is not None and record not in runs:
+            raise ValueError(f"record={record!r}: no such run; runs are {', '.join(runs)}")
+        self.net, self.runs, self.input_deadband, self.record = net, runs, input_deadband, record
         self.backend = backend if isinstance(backend, Backend) else get_backend(backend)
         for spec in runs.values():
             self.backend.check(spec.options)
@@ -187,7 +192,8 @@ class Lockstep:
         self._payload = (torch.as_tensor(output.output_scale, dtype=torch.float64)
                          if isinstance(output, ir.Neuron) else None)
         self._cosines: dict[str, list[float]] = {"qann": [], "fixed": [], "float": [], SIGMA_DELTA: []}
-        self.result = StreamResult(self.graph, dense_macs(self.graph), {name: [] for name in runs})
+        self.result = StreamResult(self.graph, dense_macs(self.graph), {name: [] for name in runs},
+                                   spike_trains=None if record is None else [])
 
     @property
     def names(self) -> list[str]:
@@ -229,14 +235,17 @@ class Lockstep:
         reference_options = replace(self.options, mode="locc" if self.options.hysteresis else "reset",
                                     quiescence="spikes")
         reference = run_stream(DenseQANN(self.graph, self.options.device, dtype), encoded, reference_options)
-        sims, streams = [], []
+        sims, streams, recorder = [], [], None
         try:
-            for spec in self.runs.values():
+            for name, spec in self.runs.items():
                 same_graph = spec.deployment is self.deployment
                 run_dtype, feed = (dtype, encoded) if same_graph else (spec.options.float_dtype, held)
                 sim = lower(spec.deployment.graph, self.backend, spec.options, run_dtype)
                 sims.append(sim)
-                counter = OpCounter(spec.deployment.graph, spec.options)
+                if name == self.record:
+                    counter = recorder = SpikeRecorder(spec.deployment.graph, spec.options)
+                else:
+                    counter = OpCounter(spec.deployment.graph, spec.options)
                 streams.append(run_stream(sim, feed, spec.options, counter))
             for frame, seen, ref, *simulated in tqdm(zip(batch, held, reference, *streams, strict=True),
                                                      total=len(batch), desc=desc, disable=None, leave=False):
@@ -244,6 +253,8 @@ class Lockstep:
         finally:
             for sim in sims:
                 sim.close()
+            if recorder is not None:
+                self.result.spike_trains.extend(recorder.frames)
 
     def _frame(self, frame: torch.Tensor, seen: torch.Tensor, ref: FrameResult, simulated: list[FrameResult],
                sequence: str) -> LockstepFrame:

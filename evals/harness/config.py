@@ -37,6 +37,7 @@ class EvalConfig:
     all_schedules: bool = False  # also LoCC in every schedule and spike encoding
     sigma_delta: float | None = None  # also the sigma-delta baseline, threshold = factor x scale
     hw_map: str | None = None  # chip preset to map the graph onto (vistream_neuro.hardware)
+    hw_sim: str | None = None  # replay the primary run on this simulator with that mapping (sanafe)
     input_deadband: int = 0  # 8-bit levels an input value must move by before it is sent again
     task_options: dict[str, object] = field(default_factory=dict)  # per task name, its own options
     workers: Workers = SERIAL  # where a task's sequences stream (evals.harness.workers)

@@ -51,7 +51,7 @@ def lockstep(net: Converted, config: EvalConfig, frames_total: int) -> Lockstep:
     runs = comparison_runs(net, config.execution, compare=config.compare, all_schedules=config.all_schedules,
                            sigma_delta_factor=config.sigma_delta)
     return Lockstep(net, runs, config.backend, input_deadband=config.input_deadband,
-                    frames_total=frames_total)
+                    frames_total=frames_total, record=config.mode if config.hw_sim else None)
 
 
 def convert(config: EvalConfig, inputs: torch.Tensor, spatial: bool = False) -> Converted:

@@ -79,3 +79,47 @@ def print_hw_map(section: dict) -> None:
         print(f"{run:>11} {c['timesteps']:>6.1f} {c['sops']:>11.4g} {messages:>11.4g} "
               f"{c['messages_off_chip']:>10.4g} "
               f"{c['hops']:>11.4g} {c['energy_pj'] * 1e-6:>10.4g} {c['latency_us']:>10.4g}")
+
+
+def sanafe_section(result, preset: str, run: str) -> dict:
+    """Replay run ``run`` of ``result`` (its recorded spike trains) on SANA-FE's Loihi with the
+    mapping onto ``preset``, beside the mapper's own price of the same frames."""
+    from backends.sanafe_sim import SOURCE, replay
+
+    mapper = Mapper(result.graph, hardware_model(preset))
+    sim = replay(mapper, result.spike_trains)
+    own = [mapper.frame_cost(r.ops) for r in result.runs[run]]
+    energy, latency = float(np.mean(sim.energy_j)), float(np.mean(sim.latency_s))
+    own_energy = float(np.mean([c["energy_pj"] for c in own])) * 1e-12
+    own_latency = float(np.mean([c["latency_us"] for c in own])) * 1e-6
+    return {
+        "source": SOURCE, "run": run, "frames": len(sim.energy_j), "synapse": sim.synapse,
+        "energy_j_per_frame": energy, "latency_s_per_frame": latency,
+        "own_energy_j_per_frame": own_energy, "own_latency_s_per_frame": own_latency,
+        "energy_ratio_sanafe_to_own": energy / own_energy,
+        "latency_ratio_sanafe_to_own": latency / own_latency,
+        "energy_parts_j_per_frame": {k: v / len(sim.energy_j) for k, v in sim.energy_parts_j.items()},
+        "spikes_sent_per_frame": float(np.mean(sim.neurons_fired)),
+        "synaptic_events_per_frame": float(np.mean(sim.synaptic_events)),
+        "timesteps_per_frame": float(np.mean(sim.timesteps)),
+        "layers": {name: {"energy_j_per_frame": e / len(sim.energy_j),
+                          "own_energy_j_per_frame": 1e-12 * float(np.mean([c["layers"][name]["energy_pj"]
+                                                                           for c in own]))}
+                   for name, e in sim.layer_energy_j.items()},
+    }
+
+
+def write_sanafe(out: Path, section: dict) -> None:
+    """``sanafe_layers.png``: energy per frame of each layer, SANA-FE and the mapper side by side."""
+    names = list(section["layers"])
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(8, 0.25 * len(names)), 4))
+    bars = (("energy_j_per_frame", "SANA-FE"), ("own_energy_j_per_frame", "mapper"))
+    for i, (key, label) in enumerate(bars):
+        ax.bar(x - 0.2 + 0.4 * i, [section["layers"][n][key] * 1e6 for n in names], 0.4, label=label)
+    ax.set_yscale("log")
+    ax.set(ylabel="energy per frame (uJ)", title=f"SANA-FE Loihi vs mapper, {section['frames']} frames, "
+                                                 f"ratio {section['energy_ratio_sanafe_to_own']:.2f}")
+    ax.set_xticks(x, names, rotation=90, fontsize=6)
+    ax.legend(fontsize=7)
+    save_figure(fig, out / "sanafe_layers.png")

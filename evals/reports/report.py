@@ -13,7 +13,7 @@ import numpy as np
 
 from evals.harness.config import EvalConfig
 from evals.harness.tasks import Task
-from evals.reports.hw_report import hw_map_section, print_hw_map, write_hw_map
+from evals.reports.hw_report import hw_map_section, print_hw_map, sanafe_section, write_hw_map, write_sanafe
 from evals.reports.plots import write_plots
 from evals.reports.tables import write_csv
 from vistream_neuro import calibration, ir
@@ -123,6 +123,8 @@ def build_report(config: EvalConfig, result: StreamResult) -> dict:
                                       **calibration.calibration_meta(config.weights)}
     if config.hw_map is not None:
         report["hw_map"] = hw_map_section(result, config.hw_map)
+        if config.hw_sim == "sanafe":
+            report["hw_map"]["sanafe"] = sanafe_section(result, config.hw_map, config.mode)
     if result.sequences:
         report["sequences"] = [
             {**s, "compare": {mode: snn_summary([r for r in runs if r.sequence == s["name"]], ann_macs)
@@ -165,6 +167,8 @@ def write_report(out: Path, config: EvalConfig, result: StreamResult, task: Task
     write_plots(out, result, report)
     if "hw_map" in report:
         write_hw_map(out, report["hw_map"])
+        if "sanafe" in report["hw_map"]:
+            write_sanafe(out, report["hw_map"]["sanafe"])
     if task is not None:
         write_tracks(out / "tracks", result, task)
     write_atomic(out / "report.json", lambda f: json.dump(report, f, indent=2))
