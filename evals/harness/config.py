@@ -27,6 +27,7 @@ class EvalConfig:
     crop: tuple[int, int, int, int] | None = None
     act_bits: int = 4
     calibration: str = "percentile"
+    stability_weight: float | None = None  # the stable calibration's penalty weight (None: its default)
     input_norm: InputNorm | None = None  # a user model's normalisation (built-ins have their own)
     seed: int = 0
     execution: ExecutionOptions = field(default_factory=ExecutionOptions)
