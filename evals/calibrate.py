@@ -24,6 +24,7 @@ from evals.cli.arguments import (
     parse_crop,
     parse_size,
     positive,
+    positive_float,
 )
 from evals.data.errors import DataError
 from evals.harness.config import EvalConfig
@@ -54,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=parse_crop, help="X,Y,W,H crop of each video frame before resizing")
     p.add_argument("--act-bits", type=act_bits, default=4, help="activation bits, 2 to 16 (default 4)")
     p.add_argument("--calibration", choices=calibration.METHODS, default="distill")
+    p.add_argument("--stability-weight", type=positive_float, metavar="W",
+                   help="--calibration stable: weight of its penalty on the operations per ANN MAC that "
+                        "level changes between consecutive frames cost "
+                        f"(default {calibration.STABILITY_WEIGHT})")
     p.add_argument("--spatial", action="store_true",
                    help="distill against the feature map (as tracking tasks use it), not pooled features")
     p.add_argument("--steps", type=positive, default=calibration.DistillConfig.steps, help="distill steps")
@@ -66,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         output_file(args.out)
+        if args.stability_weight is not None and args.calibration != "stable":
+            raise UsageError(f"--stability-weight applies to --calibration stable, not {args.calibration}")
+        stable = args.calibration == "stable"
+        stability = (args.stability_weight or calibration.STABILITY_WEIGHT) if stable else 0.0
+        if stable and args.frames < 2:
+            raise UsageError(f"--calibration stable needs 2 or more consecutive --frames, got {args.frames}")
         models.check_model(args.model)
         size = args.input_size or models.default_input_size(args.model)
         norm = input_norm(args.input_norm)
@@ -76,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         ann = models.build(args.model, seed=args.seed, weights=args.weights, spatial=args.spatial).double()
         qann = make_qann(ann, args.act_bits).double()
-        distill = calibration.DistillConfig(steps=args.steps, seed=args.seed)
+        distill = calibration.DistillConfig(steps=args.steps, seed=args.seed, stability=stability)
         calibration.calibrate_qann(qann, frames, args.calibration, seed=args.seed,
                                    distill_config=distill)
         first = 0 if source == "synthetic" else args.start
@@ -84,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             args.model, args.act_bits, size, args.calibration,
             source=f"synthetic (seed {args.seed})" if source == "synthetic" else str(source),
             indices=list(range(first, first + len(frames))), seed=args.seed,
-            seconds=time.perf_counter() - start, crop=args.crop, spatial=args.spatial,
+            seconds=time.perf_counter() - start, stability=stability, crop=args.crop, spatial=args.spatial,
             base_weights=None if args.weights is None else str(args.weights),
-            distill_steps=args.steps if args.calibration == "distill" else None)
+            distill_steps=args.steps if args.calibration in ("distill", "stable") else None)
         with torch.no_grad():
             cosine = torch.nn.functional.cosine_similarity(ann(frames).flatten(1), qann(frames).flatten(1))
         meta["qann_cosine_to_ann"] = float(cosine.mean())

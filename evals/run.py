@@ -32,6 +32,7 @@ from evals.cli.arguments import (
     parse_crop,
     parse_size,
     positive,
+    positive_float,
 )
 from evals.data.errors import DataError
 from evals.harness.config import EvalConfig
@@ -116,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activation scale calibration on the first frames: percentile (default) or mse "
                         "(one scale per layer), perchannel (one per channel, plus bias correction) or "
                         "distill (perchannel, then a short fine-tuning of scales and weights against the "
-                        "float network); with a calibration file as --weights: the file's method")
+                        "float network) or stable (distill that also keeps levels still between "
+                        "consecutive frames: fewer events); with a calibration file as --weights: the "
+                        "file's method")
+    p.add_argument("--stability-weight", type=positive_float, metavar="W",
+                   help="--calibration stable: weight of its penalty on the operations per ANN MAC that "
+                        f"level changes between frames cost (default {calibration.STABILITY_WEIGHT})")
     p.add_argument("--mode", choices=MODES, default="locc", help="locc (default) or reset")
     p.add_argument("--compare", action=argparse.BooleanOptionalAction,
                    help="run dense ANN, QANN, reset and locc on the same frames in one process "
@@ -248,18 +254,23 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         if args.calibration not in (None, method):
             raise UsageError(f"--calibration {args.calibration}: --weights {args.weights} holds a "
                              f"{method} calibration, which is used as saved")
+        if args.stability_weight is not None:
+            raise UsageError(f"--stability-weight: --weights {args.weights} holds a calibration, which is "
+                             "used as saved")
     elif args.weights is not None and args.model == vistream_resnet.NAME:
         if args.calibration is not None:
             raise UsageError(f"--calibration {args.calibration}: --weights {args.weights} is ViStream's QANN "
                              "checkpoint, whose learned scales are used as they are")
         method = "checkpoint"
+    if args.stability_weight is not None and method != "stable":
+        raise UsageError(f"--stability-weight applies to --calibration stable, not {method}")
     return EvalConfig(
         backend=args.backend, task=args.task, model=args.model, weights=args.weights,
         source=source if source == "synthetic" else Path(source), start=args.start,
         frames=args.frames or (10 if stream else None),
         input_size=args.input_size or (models.default_input_size(args.model) if stream else None),
         crop=args.crop, act_bits=None if level is not None else args.act_bits or 4, level=level,
-        calibration=method, input_norm=input_norm(args.input_norm),
+        calibration=method, stability_weight=args.stability_weight, input_norm=input_norm(args.input_norm),
         seed=args.seed, execution=execution, compare=compare, all_schedules=all_schedules,
         sigma_delta=args.sigma_delta, hw_map=args.hw_map, hw_sim=args.hw_sim,
         input_deadband=args.input_deadband,

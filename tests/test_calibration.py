@@ -51,7 +51,7 @@ def cosine(net) -> float:
 def test_every_method_gives_an_snn_equal_to_its_qann(method):
     net = converted(method)
     per_channel = [n for n in net.graph.neurons if n.scale.ndim == 1]
-    assert bool(per_channel) == (method in ("perchannel", "distill"))
+    assert bool(per_channel) == (method in ("perchannel", "distill", "stable"))
     assert all(np.all(n.scale > 0) for n in net.graph.neurons)
     frames = [f[None] for f in video()[:2]]
     assert_equivalent(net.graph, frames, "locc")

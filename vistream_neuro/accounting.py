@@ -63,6 +63,29 @@ def fanout(node: ir.Conv | ir.Linear, in_shape: ir.Shape) -> np.ndarray:
     return np.full(in_shape, float(channel_fanout(node)))
 
 
+def neuron_fanout(graph: ir.SpikingGraph) -> dict[str, np.ndarray]:
+    """Per ST-BIF neuron layer, the synaptic operations one event of each of its entries costs:
+    the fan-out into every conv/linear it reaches, through adds and flattens as they are, through
+    a pool as the pool's outputs' cost shared among its inputs (all of a window changing together).
+
+    A graded layer-wise frame costs the sum of this over the entries whose level changed, so this
+    is what a calibration weighs level changes by (:func:`vistream_neuro.calibration.distill`).
+    """
+    cost: dict[str, np.ndarray] = {}  # per node: what one event of each output entry costs
+    for node in reversed(graph.nodes):
+        shape = graph.shapes[node.name]
+        total = np.zeros(shape)
+        for user in (u for u in graph.nodes if node.name in u.inputs):
+            if isinstance(user, ir.Conv | ir.Linear):
+                total += fanout(user, shape)
+            elif isinstance(user, ir.Add | ir.Flatten):
+                total += cost[user.name].reshape(shape)
+            elif isinstance(user, ir.AvgPool | ir.MaxPool):
+                total += cost[user.name].sum() / total.size
+        cost[node.name] = total
+    return {n.name: cost[n.name] for n in graph.neurons}
+
+
 def dense_macs(graph: ir.SpikingGraph) -> dict[str, int]:
     """MACs per conv/linear layer of one dense (ANN) forward pass."""
     macs = {}

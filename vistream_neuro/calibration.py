@@ -12,6 +12,11 @@ Methods (``METHODS``):
   log space so they stay > 0) and weights against the float network on the calibration frames:
   its output and every quantizer's float activation, with a straight-through estimator for the
   rounding.
+- ``stable``: ``distill`` whose loss also counts the operations that level changes between
+  consecutive calibration frames would cost (:func:`level_change_ops`: a smooth staircase in place
+  of rounding, each change weighed by the neuron's fan-out, per ANN MAC), times
+  ``DistillConfig.stability``: scales, biases and weights learn to keep levels still where the
+  input barely moves, at the accuracy the first term asks for.  The frames must be consecutive.
 
 Every method leaves a QANN of conv/linear/BatchNorm layers and quantizers with new float
 parameters, so the spiking graph converted from it still equals it exactly.
@@ -22,7 +27,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -31,11 +36,13 @@ import torch
 from torch import fx, nn
 from tqdm import tqdm
 
+from vistream_neuro import accounting
 from vistream_neuro.atomic import write_h5_atomic
+from vistream_neuro.converter import neuron_modules, to_spiking_graph
 from vistream_neuro.models import CheckpointError
 from vistream_neuro.quant import NeuronBounds, Quantizer, calibrate, neuron_bounds, observe
 
-METHODS = ("percentile", "mse", "perchannel", "distill")
+METHODS = ("percentile", "mse", "perchannel", "distill", "stable")
 FORMAT, VERSION = "vistream-neuro-calibration", 1
 MIN_SCALE_RATIO = 1 / 64  # per-channel scales stay above this fraction of the layer's largest
 
@@ -51,6 +58,11 @@ class DistillConfig:
     lr_scales: float = 1e-2
     features: float = 3.0  # weight of the per-quantizer feature loss beside the output's
     seed: int = 0
+    stability: float = 0.0  # weight of the level-change operations per ANN MAC (method stable)
+    temperature: float = 0.1  # width, in steps, of the smooth staircase's risers
+
+
+STABILITY_WEIGHT = 1.0  # the stable method's default DistillConfig.stability
 
 
 def quantizers(model: nn.Module) -> dict[str, Quantizer]:
@@ -160,6 +172,14 @@ class _LearnedQuantizer(nn.Module):
     def scale(self) -> torch.Tensor:
         return self.log_scale.exp()
 
+    def levels(self, x: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """The levels of input ``x``: rounded, or a smooth staircase of ``temperature``."""
+        s = self.scale()
+        v = x / (s.reshape(-1, *([1] * (x.ndim - 2))) if s.ndim else s)
+        if temperature is None:
+            return torch.clamp(torch.floor(v + 0.5), self.neg_min, self.pos_max)
+        return smooth_levels(v, self.neg_min, self.pos_max, temperature)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.scale()
         s = s.reshape(-1, *([1] * (x.ndim - 2))) if s.ndim else s
@@ -188,12 +208,66 @@ def _relative_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((out - target) ** 2).sum(1).div(target.pow(2).sum(1).clamp(min=1e-12)).mean()
 
 
-def _taps(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
-    """The outputs of ``model``'s modules ``names`` at its last forward pass, filled by hooks."""
-    outputs: dict[str, torch.Tensor] = {}
+def _taps(model: nn.Module, names: list[str], inputs: bool = False) -> dict[str, torch.Tensor]:
+    """The outputs (``inputs``: the inputs) of ``model``'s modules ``names`` at its last forward
+    pass, filled by hooks."""
+    taps: dict[str, torch.Tensor] = {}
     for name in names:
-        model.get_submodule(name).register_forward_hook(lambda _m, _i, y, n=name: outputs.__setitem__(n, y))
-    return outputs
+        model.get_submodule(name).register_forward_hook(
+            lambda _m, i, y, n=name: taps.__setitem__(n, i[0] if inputs else y))
+    return taps
+
+
+def smooth_levels(v: torch.Tensor, neg_min: int, pos_max: int, temperature: float) -> torch.Tensor:
+    """A differentiable stand-in for ``clamp(round(v), neg_min, pos_max)``: a staircase whose risers
+    are sigmoids about ``temperature`` steps wide, equal to it at the integers, so its gradient
+    lives near the rounding boundaries and pushes values (or boundaries) apart."""
+    v = v.clamp(neg_min, pos_max)
+    base = torch.floor(v).detach()
+    edge = torch.sigmoid(torch.tensor(0.5 / temperature, dtype=v.dtype))
+    return base + (torch.sigmoid((v - base - 0.5) / temperature) - (1 - edge)) / (2 * edge - 1)
+
+
+def change_costs(qann: nn.Module, input_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """Per quantizer of ``qann`` (by module path), what one level change of each of its entries
+    costs a graded layer-wise frame, in synaptic operations per MAC of the dense network
+    (:func:`vistream_neuro.accounting.neuron_fanout` over :func:`~vistream_neuro.accounting.dense_macs`)."""
+    graph = to_spiking_graph(qann, tuple(input_shape))
+    macs = sum(accounting.dense_macs(graph).values())
+    modules = neuron_modules(qann)
+    fanout = accounting.neuron_fanout(graph)
+    return {modules[name]: torch.from_numpy(cost / macs) for name, cost in fanout.items()}
+
+
+def _change_ops(levels: dict[str, torch.Tensor], costs: dict[str, torch.Tensor], before: slice,
+                after: slice) -> torch.Tensor:
+    """Mean over frame pairs of the operations per ANN MAC of the levels that changed from
+    ``levels[name][before]`` to ``levels[name][after]`` (a change of more than one level counts
+    once, as one graded message does)."""
+    total = sum(((lv[after] - lv[before]).abs().clamp(max=1) * costs[name].to(lv)).flatten(1).sum(1)
+                for name, lv in levels.items())
+    return total.mean()
+
+
+def level_change_ops(qann: nn.Module, frames: torch.Tensor) -> float:
+    """The graded layer-wise operations per ANN MAC that ``qann``'s level changes cost between
+    consecutive ``frames`` (mean over the pairs; without the input layer's MACs)."""
+    names = list(quantizers(qann))
+    costs = change_costs(qann, tuple(frames.shape[1:]))
+    inputs: dict[str, torch.Tensor] = {}
+    hooks = [qann.get_submodule(n).register_forward_hook(lambda _m, i, _y, n=n: inputs.__setitem__(n, i[0]))
+             for n in names]
+    try:
+        with torch.no_grad():
+            qann(frames)
+    finally:
+        for h in hooks:
+            h.remove()
+    levels = {}
+    for name in names:
+        q, x = qann.get_submodule(name), inputs[name]
+        levels[name] = torch.clamp(torch.floor(x / q.broadcast_scale(x) + 0.5), q.neg_min, q.pos_max)
+    return float(_change_ops(levels, costs, slice(None, -1), slice(1, None)))
 
 
 def distill(qann: nn.Module, reference: nn.Module, frames: torch.Tensor,
@@ -202,10 +276,20 @@ def distill(qann: nn.Module, reference: nn.Module, frames: torch.Tensor,
     float network ``reference`` (:func:`float_reference` of the uncalibrated QANN: same module
     names) on augmented ``frames``: the loss is the relative error of the output plus
     ``config.features`` times the mean relative error at every quantizer, so each layer learns to
-    match its own float activation (a dense signal that a few frames can carry).  The results are
-    written back into ``qann`` only if they match the reference better on the (unaugmented)
-    frames than before."""
+    match its own float activation (a dense signal that a few frames can carry).
+
+    With ``config.stability`` > 0 the batches are pairs of consecutive frames (each pair augmented
+    alike) and the loss adds ``config.stability`` times the operations per ANN MAC that the pairs'
+    level changes cost, counted on :func:`smooth_levels` and weighed by :func:`change_costs`.
+
+    The results are written back into ``qann`` only if they improve the objective (the relative
+    error of the output, plus the stability term counted on rounded levels) on the unaugmented
+    frames."""
     config = config or DistillConfig()
+    stable = config.stability > 0
+    if stable and len(frames) < 2:
+        raise ValueError(f"a stable calibration needs 2 or more consecutive frames, got {len(frames)}")
+    costs = change_costs(qann, tuple(frames.shape[1:])) if stable else {}
     student = copy.deepcopy(qann).float().eval()
     teacher = copy.deepcopy(reference).float().eval().requires_grad_(False)
     learned = {name: _LearnedQuantizer(q) for name, q in quantizers(student).items()}
@@ -213,6 +297,7 @@ def distill(qann: nn.Module, reference: nn.Module, frames: torch.Tensor,
         student.set_submodule(name, lq)
     names = list(learned)
     student_taps, teacher_taps = _taps(student, names), _taps(teacher, names)
+    student_inputs = _taps(student, names, inputs=True)
     scales = [lq.log_scale for lq in learned.values()]
     ids = {id(p) for p in scales}
     weights = [p for p in student.parameters() if id(p) not in ids]
@@ -221,26 +306,44 @@ def distill(qann: nn.Module, reference: nn.Module, frames: torch.Tensor,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
     gen = torch.Generator().manual_seed(config.seed)
     data = frames.float()
+
+    def change_ops(temperature: float | None, before: slice, after: slice) -> torch.Tensor:
+        levels = {n: lq.levels(student_inputs[n], temperature) for n, lq in learned.items()}
+        return _change_ops(levels, costs, before, after)
+
+    def objective() -> torch.Tensor:
+        error = _relative_error(student(data), target)
+        if not stable:
+            return error
+        return error + config.stability * change_ops(None, slice(None, -1), slice(1, None))
+
     with torch.no_grad():
         target = teacher(data)
-        before = _relative_error(student(data), target)
+        before = objective()
+    pairs = max(1, config.batch // 2)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
-        for _ in tqdm(range(config.steps), desc="distill", disable=None):
-            pick = torch.randint(0, len(data), (config.batch,), generator=gen)
-            x = _augment(data[pick], gen)
+        for _ in tqdm(range(config.steps), desc="stable" if stable else "distill", disable=None):
+            if stable:  # frames t then frames t + 1, each pair with the same augmentation
+                first = torch.randint(0, len(data) - 1, (pairs,), generator=gen)
+                x = torch.cat(_augment(torch.cat([data[first], data[first + 1]], 1), gen).chunk(2, 1))
+            else:
+                x = _augment(data[torch.randint(0, len(data), (config.batch,), generator=gen)], gen)
             with torch.no_grad():
                 out_target = teacher(x)
             loss = _relative_error(student(x), out_target)
             if config.features:
                 layers = sum(_relative_error(student_taps[n], teacher_taps[n]) for n in names)
                 loss = loss + config.features * layers / len(names)
+            if stable:
+                loss = loss + config.stability * change_ops(config.temperature, slice(None, pairs),
+                                                            slice(pairs, None))
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
     with torch.no_grad():
-        if _relative_error(student(data), target) >= before:
+        if objective() >= before:
             return qann
         own = dict(qann.named_parameters())
         for name, p in student.named_parameters():
@@ -255,17 +358,23 @@ def calibrate_qann(qann: fx.GraphModule, frames: torch.Tensor, method: str, seed
                    distill_config: DistillConfig | None = None) -> fx.GraphModule:
     """Calibrate ``qann`` (from :func:`vistream_neuro.quant.make_qann`, float64, not yet
     calibrated: its float weights are the network's) in place on normalised ``frames`` with one of
-    :data:`METHODS`."""
+    :data:`METHODS`.  ``stable`` takes ``distill_config.stability`` (:data:`STABILITY_WEIGHT`
+    where that is 0) and consecutive frames."""
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; valid: {', '.join(METHODS)}")
+    config = distill_config or DistillConfig(seed=seed)
+    if config.stability and method != "stable":
+        raise ValueError(f"a stability weight applies to the stable calibration, not {method}")
+    if method == "stable" and not config.stability:
+        config = replace(config, stability=STABILITY_WEIGHT)
     frames = frames.to(next(qann.parameters()).dtype)
     if method in ("percentile", "mse"):
         return calibrate(qann, frames, method=method, seed=seed)
-    reference = float_reference(qann) if method == "distill" else None
+    reference = float_reference(qann) if method in ("distill", "stable") else None
     calibrate_per_channel(qann, frames, seed=seed)
     correct_bias(qann, frames)
     if reference is not None:
-        distill(qann, reference, frames, distill_config or DistillConfig(seed=seed))
+        distill(qann, reference, frames, config)
     return qann
 
 
@@ -368,9 +477,11 @@ def _add_missing_biases(qann: nn.Module, keys) -> None:
 
 
 def record(model: str, act_bits: int, input_size: tuple[int, int], method: str, source: str,
-           indices: list[int], seed: int, seconds: float, **extra) -> dict:
-    """The metadata a calibration file carries."""
+           indices: list[int], seed: int, seconds: float, stability: float | None = None, **extra) -> dict:
+    """The metadata a calibration file carries; ``stability``: the stable method's penalty weight
+    (``stability_weight``, None for the other methods and in files from before it)."""
     return {"model": model, "act_bits": act_bits, "input_size": list(input_size), "method": method,
-            "bias_correction": method in ("perchannel", "distill"),
+            "stability_weight": stability if method == "stable" else None,
+            "bias_correction": method in ("perchannel", "distill", "stable"),
             "frames": {"source": source, "indices": [int(i) for i in indices]}, "seed": seed,
             "seconds": round(seconds, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}

@@ -131,3 +131,10 @@ def to_spiking_graph(qann: nn.Module, input_shape: tuple[int, int, int]) -> ir.S
             what = getattr(node.target, "__name__", node.target)
             raise ConversionError(f"{node.name} ({node.op} {what}): no spiking equivalent")
     return ir.SpikingGraph(input_shape, b.nodes, output)
+
+
+def neuron_modules(qann: nn.Module) -> dict[str, str]:
+    """The module path of the quantizer behind each neuron layer of ``qann``'s spiking graph."""
+    traced = trace(qann, _Tracer())
+    return {node.name: node.target for node in traced.graph.nodes
+            if node.op == "call_module" and isinstance(qann.get_submodule(node.target), Quantizer)}

@@ -30,6 +30,7 @@ class EvalConfig:
     act_bits: int | None = 4  # None when ``level`` sets the bounds
     level: int | None = None  # ViStream's level instead of act_bits (NeuronBounds.from_level)
     calibration: str = "percentile"
+    stability_weight: float | None = None  # the stable calibration's penalty weight (None: its default)
     input_norm: InputNorm | None = None  # a user model's normalisation (built-ins have their own)
     seed: int = 0
     execution: ExecutionOptions = field(default_factory=ExecutionOptions)

@@ -62,8 +62,10 @@ def convert(config: EvalConfig, inputs: torch.Tensor, spatial: bool = False) -> 
         if made and made != tuple(inputs.shape[-2:]):
             warn(f"--weights {config.weights}: calibrated at {made[0]}x{made[1]}, used at "
                  f"{inputs.shape[-2]}x{inputs.shape[-1]}; its scales may not fit this input size")
+    distill = None if config.stability_weight is None else calibration.DistillConfig(
+        seed=config.seed, stability=config.stability_weight)
     return convert_model(config.model, inputs, config.neuron_bounds, config.seed, config.weights,
-                         config.calibration, spatial, norm=config.input_norm)
+                         config.calibration, spatial, norm=config.input_norm, distill_config=distill)
 
 
 def stream_compare(config: EvalConfig) -> StreamResult:

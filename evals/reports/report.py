@@ -82,6 +82,15 @@ def dense_summary(ann_macs: int, frames: int) -> dict:
             "timesteps_mean": 1, "energy_pj_per_frame": energy, "energy_pj_per_frame_steady": energy}
 
 
+def stability_weight(config: EvalConfig) -> float | None:
+    """The stable calibration's penalty weight behind the run's QANN (None for other methods)."""
+    if config.weights is not None and calibration.is_calibration_file(config.weights):
+        return calibration.calibration_meta(config.weights).get("stability_weight")
+    if config.calibration != "stable":
+        return None
+    return config.stability_weight if config.stability_weight is not None else calibration.STABILITY_WEIGHT
+
+
 def build_report(config: EvalConfig, result: StreamResult) -> dict:
     ann_macs = sum(result.ann_macs.values())
     records = result.runs[config.mode]
@@ -114,6 +123,7 @@ def build_report(config: EvalConfig, result: StreamResult) -> dict:
         "act_bits": config.act_bits, "level": config.level, "neuron_bounds": config.neuron_bounds.as_dict(),
         "source": str(config.source), "start": config.start,
         "calibration": config.calibration, "input_deadband": config.input_deadband,
+        "stability_weight": stability_weight(config),
         "hysteresis": config.execution.hysteresis, "quiescence": config.execution.quiescence,
         "warnings": list(result.warnings), "frames": frames,
         "summary": summary,
