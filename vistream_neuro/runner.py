@@ -109,6 +109,7 @@ class StreamResult:
     warnings: list[str] = field(default_factory=list)  # what the run's figures depend on (RunWarning)
     # network -> sequence -> tracker output (MOT rows, or MOTS rows with masks)
     tracks: dict[str, dict[str, np.ndarray | list]] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # file name -> a task's picture (BGR uint8)
 
 
 @dataclass
