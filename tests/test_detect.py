@@ -103,7 +103,8 @@ def test_detect_task_snn_detections_equal_qann_on_real_frames(tmp_path):
     """YOLO-KP on bikes.mp4 (96x160, 3 frames): every SNN run's boxes equal the QANN's, frame by frame."""
     out = tmp_path / "run"
     code = main(["--backend", "spikingjelly", "--task", "detect", "--model", "yolo-kp",
-                 "--input-size", "96x160", "--frames", "3", "--start", "40", "--schedule", "all", "--act-bits", "6",
+                 "--input-size", "96x160", "--frames", "3", "--start", "40", "--schedule", "all",
+                 "--act-bits", "6",
                  "--score-threshold", "0.05", "--out", str(out)])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
