@@ -120,3 +120,22 @@ def test_detect_task_snn_detections_equal_qann_on_real_frames(tmp_path):
     assert qann == json.loads((out / "tracks" / "locc" / "bikes.json").read_text())
     assert len(qann) == seq["detections"]["qann"]
     assert (out / "detect_bikes.png").stat().st_size > 1000
+
+
+@requires_lava
+def test_mot_on_each_networks_own_person_detections(tmp_path):
+    """--detections network: YOLO-KP's persons are the tracker's boxes; the SNN tracks equal the QANN's."""
+    from evals.data.sample_videos import sample_video
+
+    out = tmp_path / "mot"
+    assert main(["--backend", "spikingjelly", "--task", "mot", "--detections", "network",
+                 "--model", "yolo-kp",
+                 "--video", str(sample_video("bikes")), "--start", "40", "--frames", "3",
+                 "--input-size", "96x160", "--score-threshold", "0.1", "--out", str(out)]) == 0
+    seq = json.loads((out / "report.json").read_text())["sequences"][0]
+    assert seq["detections"] == "network" and seq["tracks"]["qann"] > 0
+    assert seq["same_as_qann"]["reset"] and seq["same_as_qann"]["locc"]
+    rows = np.loadtxt(out / "tracks" / "locc" / "bikes.txt", delimiter=",", ndmin=2)
+    assert rows.shape[1] == 10 and set(rows[:, 0]) <= {1, 2, 3}
+    assert main(["--backend", "spikingjelly", "--task", "mot", "--detections", "network", "--model", "tiny",
+                 "--out", str(tmp_path / "bad")]) == 2
