@@ -73,7 +73,7 @@ class YoloDecoder:
             raise ValueError(f"{len(heads)} heads for {len(self.anchors)} anchor sets")
         out = []
         for head, anchors in zip(heads, self.anchors, strict=True):
-            head = head.double()
+            head = head.double().contiguous()  # one memory layout for every network: bitwise-equal decoding
             n, c, h, w = head.shape
             a = len(anchors)
             raw = head.reshape(n, a, c // a, h, w, 1).permute(0, 1, 3, 4, 2, 5)  # lava-dl's yolo_raw order
