@@ -29,6 +29,7 @@ demo: install
 bench: install
 	$(PY) -m evals.bench
 	$(PY) -m evals.bench_lava
+	$(PY) -m evals.bench_workers
 
 lint: install
 	$(PY) -m ruff check .

@@ -4,13 +4,14 @@ named with its exit code; without the flags Ray is never imported."""
 from __future__ import annotations
 
 import filecmp
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from evals import run, sweep
+from evals import bench_workers, run, sweep
 from evals.data.errors import DataError
 from evals.harness.workers import JobFailed, Workers, map_ordered, session
 
@@ -74,3 +75,12 @@ def test_no_ray_import_without_the_flag(tmp_path):
 def test_workers_do_not_apply_to_a_stream(capsys):
     assert run.main(["--backend", "torch", "--task", "stream", "--workers", "2", "--out", "/tmp/x"]) == 2
     assert "apply to tracking tasks" in capsys.readouterr().err
+
+
+def test_bench_of_workers_times_both_and_checks_the_files(tmp_path):
+    args = ["--only", "sweep", "--frames", "2", "--input-size", "16x16", "--repeats", "1",
+            "--out", str(tmp_path)]
+    assert bench_workers.main(args) == 0
+    row = json.loads((tmp_path / "workers.json").read_text())["runs"]["sweep"]
+    assert row["identical_files"] and row["serial_median_s"] > 0 and row["parallel_median_s"] > 0
+    assert row["speedup"] == row["serial_median_s"] / row["parallel_median_s"]
