@@ -36,10 +36,12 @@ def _timed(args: list[str], out: Path) -> float:
     return time.perf_counter() - start
 
 
-def _same_files(a: Path, b: Path) -> bool:
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    return files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()) and all(
-        filecmp.cmp(a / f, b / f, shallow=False) for f in files)
+def differing_files(a: Path, b: Path) -> list[str]:
+    """The files that are in only one of the trees ``a`` and ``b``, or differ in content."""
+    mine = {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
+    theirs = {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
+    return sorted(str(f) for f in mine ^ theirs) + sorted(
+        str(f) for f in mine & theirs if not filecmp.cmp(a / f, b / f, shallow=False))
 
 
 def bench(args: list[str], workers: int, repeats: int) -> dict:
@@ -49,7 +51,7 @@ def bench(args: list[str], workers: int, repeats: int) -> dict:
         for i in range(repeats):
             serial.append(_timed(args, base / f"serial{i}"))
             parallel.append(_timed([*args, "--workers", str(workers)], base / f"parallel{i}"))
-        same = all(_same_files(base / f"serial{i}", base / f"parallel{i}") for i in range(repeats))
+        same = not any(differing_files(base / f"serial{i}", base / f"parallel{i}") for i in range(repeats))
     s, p = statistics.median(serial), statistics.median(parallel)
     return {"command": " ".join(["python", *args]), "workers": workers, "repeats": repeats,
             "serial_s": serial, "parallel_s": parallel, "serial_median_s": s, "parallel_median_s": p,
